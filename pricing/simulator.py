@@ -1,0 +1,198 @@
+"""Market simulator model: correlated geometric Brownian motion with regimes.
+
+Dimensions: M = instruments, K = simulated instruments (every non-option),
+S = sectors, T = ticks emitted by one step.
+
+Each simulated instrument's log mid follows
+
+    d ln S_i = (mu_i - sigma_i^2 / 2) dt + sigma_i sqrt(dt) (a_m Z_m + a_s Z_s(i) + a_e e_i)
+
+with one market factor ``Z_m``, one factor per sector ``Z_s`` and an
+idiosyncratic shock ``e_i``, all independent standard normals, and
+``a_m^2 = market_share``, ``a_s^2 = sector_share``, ``a_e^2 = 1 - a_m^2 - a_s^2``.
+Two instruments in the same sector therefore have return correlation
+``market_share + sector_share``, and in different sectors ``market_share``.
+
+Time runs in fixed steps of ``step_s`` seconds, so a given seed and a given
+sequence of regime changes (at given steps) always produce the same ticks.
+Volatility and drift are annualised over a trading year of
+``TRADING_SECONDS_PER_YEAR`` (252 days x 6.5 hours).
+
+Options are not simulated: their prices derive from the underlying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pricing.instruments import InstrumentMaster, InstrumentType
+from pricing.pricebook import TickBatch
+from pricing.types import F64Array1D, I64Array1D
+
+__all__ = ["CALM", "TRADING_SECONDS_PER_YEAR", "MarketModel", "ModelParams", "Regime"]
+
+TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Regime:
+    """Market regime: multipliers on the calm tick rate and volatility."""
+
+    name: str
+    rate_multiplier: float = 1.0
+    vol_multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.rate_multiplier > 0:
+            raise ValueError(f"rate_multiplier must be positive, was {self.rate_multiplier}")
+        if not self.vol_multiplier > 0:
+            raise ValueError(f"vol_multiplier must be positive, was {self.vol_multiplier}")
+
+
+CALM = Regime("calm")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Parameters of the simulator model.
+
+    ``tick_rate_per_s`` is the calm rate of ticks across the whole universe;
+    ``step_s`` the fixed model time step. ``market_share`` and
+    ``sector_share`` are the shares of each instrument's return variance
+    explained by the market and sector factors. ``spread_bps`` is the quoted
+    spread in basis points of the mid (at least one tick). ``equity_drift`` is
+    the annualised drift of equities; futures and FX have none.
+    """
+
+    tick_rate_per_s: float = 4000.0
+    step_s: float = 0.005
+    market_share: float = 0.25
+    sector_share: float = 0.25
+    spread_bps: float = 2.0
+    equity_drift: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.tick_rate_per_s >= 0:
+            raise ValueError(f"tick_rate_per_s must be >= 0, was {self.tick_rate_per_s}")
+        if not self.step_s > 0:
+            raise ValueError(f"step_s must be positive, was {self.step_s}")
+        shares = (self.market_share, self.sector_share)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ValueError(f"factor shares must be >= 0 and sum to <= 1, were {shares}")
+        if not self.spread_bps >= 0:
+            raise ValueError(f"spread_bps must be >= 0, was {self.spread_bps}")
+
+
+class MarketModel:
+    """Seeded, stepwise market model that emits tick batches.
+
+    Attributes
+    ----------
+    simulated_ix : ndarray, shape (K,), int64
+        Instruments the model prices (all but options).
+    sector_of : ndarray, shape (K,), int64
+        Sector number of each simulated instrument, in ``[0, S)``.
+    """
+
+    def __init__(self, master: InstrumentMaster, params: ModelParams, *, seed: int) -> None:
+        self.params = params
+        self._rng = np.random.default_rng(seed)
+        is_option = master.mask_of(InstrumentType.OPTION)
+        self.size_m = len(master)
+        self.simulated_ix: I64Array1D = np.flatnonzero(~is_option).astype(np.int64)
+        k = self.simulated_ix
+        sectors = sorted({master[int(i)].sector for i in k})
+        sector_number = {name: n for n, name in enumerate(sectors)}
+        self.sector_names = tuple(sectors)
+        self.sector_of: I64Array1D = np.array(
+            [sector_number[master[int(i)].sector] for i in k], dtype=np.int64
+        )
+        self.sigma = master.volatility[k].copy()
+        is_equity = master.mask_of(InstrumentType.EQUITY)[k]
+        self.mu = np.where(is_equity, params.equity_drift, 0.0)
+        self._log_mid = np.log(master.ref_price[k])
+        weight = master.weight[k]
+        self._pick_p = weight / weight.sum()
+        decimals = master.price_decimals[k]
+        # Prices are built as integer tick counts times an integer tick unit over
+        # a power of ten, so that the float is the nearest double to a decimal on
+        # the tick grid (189.51, not 189.51000000000002).
+        self._scale = 10.0 ** decimals.astype(np.float64)
+        self._tick_units = np.rint(master.tick_size[k] * self._scale)
+        self._lot = master.lot_size[k]
+        self.regime = CALM
+        self._regime_steps_left = 0
+        self.steps = 0
+
+    def set_regime(self, regime: Regime, *, steps: int) -> None:
+        """Switch to ``regime`` for ``steps`` steps, then back to calm."""
+        if steps <= 0:
+            raise ValueError(f"steps must be positive, was {steps}")
+        self.regime = regime
+        self._regime_steps_left = steps
+
+    def mids(self) -> F64Array1D:
+        """Current model mid per instrument, shape (M,); NaN for options."""
+        out = np.full(self.size_m, np.nan)
+        out[self.simulated_ix] = np.exp(self._log_mid)
+        return out
+
+    def step(self, ts_ns: int) -> TickBatch:
+        """Advance one step and return the ticks it emits, stamped ``ts_ns``."""
+        self._diffuse()
+        batch = self._emit(ts_ns)
+        self.steps += 1
+        if self._regime_steps_left > 0:
+            self._regime_steps_left -= 1
+            if self._regime_steps_left == 0:
+                self.regime = CALM
+        return batch
+
+    def _diffuse(self) -> None:
+        p = self.params
+        dt = p.step_s / TRADING_SECONDS_PER_YEAR
+        n_sectors = len(self.sector_names)
+        z_market = self._rng.standard_normal()
+        z_sector = self._rng.standard_normal(n_sectors)
+        z_own = self._rng.standard_normal(self._log_mid.shape[0])
+        a_m = np.sqrt(p.market_share)
+        a_s = np.sqrt(p.sector_share)
+        a_e = np.sqrt(1.0 - p.market_share - p.sector_share)
+        shock = a_m * z_market + a_s * z_sector[self.sector_of] + a_e * z_own
+        sigma = self.sigma * self.regime.vol_multiplier
+        self._log_mid += (self.mu - 0.5 * sigma**2) * dt + sigma * np.sqrt(dt) * shock
+
+    def _emit(self, ts_ns: int) -> TickBatch:
+        p = self.params
+        expected = p.tick_rate_per_s * self.regime.rate_multiplier * p.step_s
+        count = int(self._rng.poisson(expected))
+        if count == 0:
+            return TickBatch.empty()
+        picks = np.unique(self._rng.choice(self._pick_p.shape[0], size=count, p=self._pick_p))
+        mid = np.exp(self._log_mid[picks])
+        units = self._tick_units[picks]
+        scale = self._scale[picks]
+        tick = units / scale
+        # Spreads widen with volatility, as they do in a real spike.
+        half = np.maximum(mid * p.spread_bps * 1e-4 * np.sqrt(self.regime.vol_multiplier), tick)
+        half *= 0.5
+        bid_ticks = np.maximum(np.floor((mid - half) / tick), 0.0)
+        ask_ticks = np.maximum(np.ceil((mid + half) / tick), bid_ticks + 1.0)
+        bid = bid_ticks * units / scale
+        ask = ask_ticks * units / scale
+        at_ask = self._rng.random(picks.shape[0]) < 0.5
+        last = np.where(at_ask, ask, bid)
+        size = self._lot[picks] * self._rng.geometric(0.35, size=picks.shape[0])
+        n = picks.shape[0]
+        ts = np.full(n, ts_ns, dtype=np.int64)
+        return TickBatch.from_columns(
+            instrument_ix=self.simulated_ix[picks],
+            bid=bid,
+            ask=ask,
+            last=last,
+            size=size,
+            ts_event=ts,
+            ts_recv=ts,
+        )
