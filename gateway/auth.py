@@ -1,0 +1,162 @@
+"""JWT tokens: issuing dev tokens and verifying client tokens (HS256).
+
+A token carries ``sub`` (the principal), ``accounts`` (the accounts it may
+read), ``scope`` (space-separated: ``read``, ``trade``, ``admin``), ``exp``
+and ``iss``. Verification takes the current time as an argument, so the
+session that calls it stays free of clocks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, NewType
+
+import jwt
+
+from gateway.errors import AuthError
+
+__all__ = [
+    "ADMIN_SCOPE",
+    "AccountId",
+    "Principal",
+    "TokenVerifier",
+    "issue_token",
+    "load_or_create_dev_secret",
+]
+
+AccountId = NewType("AccountId", str)
+
+ADMIN_SCOPE: Final = "admin"
+DEFAULT_SCOPES: Final = ("read",)
+_ALGORITHM: Final = "HS256"
+DEV_SECRET_FILE: Final = "dev-jwt-secret"  # noqa: S105  # a file name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for."""
+
+    subject: str
+    accounts: frozenset[AccountId]
+    scopes: frozenset[str]
+    expires_at_s: int
+
+    def has_scope(self, scope: str) -> bool:
+        """Return whether the token grants ``scope``."""
+        return scope in self.scopes
+
+    def may_read_account(self, account: str) -> bool:
+        """Return whether the token lists ``account``."""
+        return account in self.accounts
+
+
+class TokenVerifier:
+    """Verify HS256 tokens signed with one secret and issued by ``issuer``."""
+
+    def __init__(self, secret: str, *, issuer: str, leeway_s: float) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._leeway_s = leeway_s
+
+    def verify(self, token: str, now_s: float) -> Principal:
+        """Return the token's principal, or raise ``AuthError``.
+
+        Codes: ``token_invalid`` (malformed, bad signature, wrong issuer,
+        missing or ill-typed claims) and ``token_expired``.
+        """
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                issuer=self._issuer,
+                options={"require": ["sub", "exp", "iss"], "verify_exp": False},
+            )
+        except jwt.InvalidTokenError as e:
+            raise AuthError("token_invalid", f"token refused: {e}") from e
+        principal = _principal_from_claims(claims)
+        if now_s >= principal.expires_at_s + self._leeway_s:
+            raise AuthError("token_expired", f"token expired at {principal.expires_at_s}")
+        return principal
+
+    def is_expired(self, principal: Principal, now_s: float) -> bool:
+        """Return whether a previously verified principal has expired by ``now_s``."""
+        return now_s >= principal.expires_at_s + self._leeway_s
+
+
+def _principal_from_claims(claims: dict[str, object]) -> Principal:
+    subject, exp = claims["sub"], claims["exp"]
+    accounts = claims.get("accounts", [])
+    scope = claims.get("scope", "")
+    if not isinstance(subject, str) or not subject:
+        raise AuthError("token_invalid", "claim sub must be a non-empty string")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise AuthError("token_invalid", "claim exp must be a number")
+    if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
+        raise AuthError("token_invalid", "claim accounts must be a list of strings")
+    if isinstance(scope, str):
+        scopes = scope.split()
+    elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+        scopes = scope
+    else:
+        raise AuthError("token_invalid", "claim scope must be a string or a list of strings")
+    return Principal(
+        subject=subject,
+        accounts=frozenset(AccountId(a) for a in accounts),
+        scopes=frozenset(scopes),
+        expires_at_s=int(exp),
+    )
+
+
+def issue_token(
+    secret: str,
+    *,
+    subject: str,
+    accounts: Iterable[str],
+    scopes: Iterable[str],
+    ttl_s: float,
+    now_s: float,
+    issuer: str,
+) -> str:
+    """Sign a token for ``subject`` valid for ``ttl_s`` seconds from ``now_s``."""
+    if ttl_s <= 0:
+        raise ValueError(f"ttl_s must be positive, was {ttl_s}")
+    claims = {
+        "sub": subject,
+        "accounts": sorted(set(accounts)),
+        "scope": " ".join(sorted(set(scopes))),
+        "iat": int(now_s),
+        "exp": int(now_s + ttl_s),
+        "iss": issuer,
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def load_or_create_dev_secret(data_dir: Path) -> str:
+    """Return the machine's dev signing secret, creating it once (mode 0600).
+
+    Used only when no ``TICKGATE_AUTH_JWT_SECRET`` is configured, so that
+    ``tickgate token`` and ``tickgate run`` agree on one machine.
+    """
+    path = data_dir / DEV_SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Write aside, then hard-link into place: the link either creates the
+        # whole file or fails because another process won, never half a file.
+        tmp = data_dir / f".{DEV_SECRET_FILE}.{os.getpid()}"
+        tmp.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < 32:
+        raise AuthError("token_invalid", f"dev secret in {path} is too short; delete it")
+    return secret

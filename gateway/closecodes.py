@@ -1,0 +1,36 @@
+"""WebSocket close codes tickgate sends; docs/protocol.md fixes the numbers."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "GOING_AWAY",
+    "INTERNAL_ERROR",
+    "MESSAGE_TOO_BIG",
+    "NORMAL",
+    "POLICY_VIOLATION",
+    "SLOW_CONSUMER",
+    "UNAUTHORIZED",
+]
+
+NORMAL: Final = 1000
+"""The client asked to close."""
+
+GOING_AWAY: Final = 1001
+"""The server is shutting down; reconnect to another node or later."""
+
+POLICY_VIOLATION: Final = 1008
+"""Too many protocol errors in the error window (abuse threshold)."""
+
+MESSAGE_TOO_BIG: Final = 1009
+"""An inbound message exceeded ``ws.max_inbound_bytes``."""
+
+INTERNAL_ERROR: Final = 1011
+"""A server fault, or no pong within the ping timeout."""
+
+UNAUTHORIZED: Final = 4001
+"""Authentication failed: bad or expired token, or the auth deadline passed."""
+
+SLOW_CONSUMER: Final = 4008
+"""The client's outbound buffer stayed over its bound for the grace period."""

@@ -1,0 +1,461 @@
+"""Settings: a tree of frozen dataclasses built once from ``TICKGATE_*`` variables.
+
+Every field maps to one environment variable: ``TICKGATE_<SECTION>_<FIELD>``
+(``TICKGATE_WS_MAX_INBOUND_BYTES``), or ``TICKGATE_<FIELD>`` for the top-level
+fields. CLI flags are applied as the same keys, so both paths share parsing
+and validation. Unknown ``TICKGATE_*`` keys and invalid values raise
+``SettingsError`` naming the key. A secret field may instead be read from the
+file named by ``<KEY>_FILE``; secrets are ``Secret`` values whose repr is
+redacted, so they never reach a log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from gateway.errors import SettingsError
+
+__all__ = [
+    "AuthSettings",
+    "FanoutSettings",
+    "FeedSettings",
+    "KafkaSettings",
+    "Secret",
+    "Settings",
+    "SimulatorSettings",
+    "UpstreamSettings",
+    "WebSocketSettings",
+    "default_data_dir",
+]
+
+ENV_PREFIX = "TICKGATE_"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret string; ``repr`` and ``str`` never show it."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one place that needs it."""
+        return self.value
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise SettingsError(name, message)
+
+
+def _positive(settings: object, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        _check(value > 0, name, f"must be positive, was {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """Market-data ingest: which source feeds the PriceBook, and staleness."""
+
+    env_section: ClassVar[str] = "FEED"
+    source: Literal["simulator", "kafka", "upstream"] = "simulator"
+    instruments_file: Path | None = None
+    stale_after_ms: int = 10_000
+    staleness_check_ms: int = 500
+
+    def __post_init__(self) -> None:
+        _positive(self, "stale_after_ms", "staleness_check_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    """Limits and timers of one client connection on ``/ws``."""
+
+    env_section: ClassVar[str] = "WS"
+    max_inbound_bytes: int = 16_384
+    max_subscriptions: int = 256
+    inbound_rate_per_s: float = 20.0
+    inbound_burst: int = 40
+    auth_deadline_s: float = 5.0
+    error_limit: int = 20
+    error_window_s: float = 10.0
+    heartbeat_interval_s: float = 5.0
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    close_timeout_s: float = 5.0
+    per_message_deflate: bool = False
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "max_inbound_bytes",
+            "max_subscriptions",
+            "inbound_rate_per_s",
+            "inbound_burst",
+            "auth_deadline_s",
+            "error_limit",
+            "error_window_s",
+            "heartbeat_interval_s",
+            "ping_interval_s",
+            "ping_timeout_s",
+            "close_timeout_s",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutSettings:
+    """Per-client outbound buffering, slow-consumer policy and recovery history.
+
+    The socket stops taking writes above ``write_buffer_high_bytes`` and
+    resumes below ``write_buffer_low_bytes`` (the water-mark pair).
+    """
+
+    env_section: ClassVar[str] = "FANOUT"
+    max_outbox_bytes: int = 1_048_576
+    write_buffer_high_bytes: int = 65_536
+    write_buffer_low_bytes: int = 16_384
+    slow_consumer_grace_ms: int = 5_000
+    recovery_history: int = 32
+    sweep_interval_ms: int = 250
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "max_outbox_bytes",
+            "write_buffer_high_bytes",
+            "slow_consumer_grace_ms",
+            "recovery_history",
+            "sweep_interval_ms",
+        )
+        low, high = self.write_buffer_low_bytes, self.write_buffer_high_bytes
+        _check(
+            0 <= low < high,
+            "write_buffer_low_bytes",
+            f"must be >= 0 and below write_buffer_high_bytes ({high}), was {low}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """JWT verification. Without ``jwt_secret`` a dev secret in the data dir is used."""
+
+    env_section: ClassVar[str] = "AUTH"
+    jwt_secret: Secret | None = None
+    issuer: str = "tickgate"
+    leeway_s: float = 5.0
+    allow_anonymous_quotes: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.leeway_s >= 0, "leeway_s", f"must be >= 0, was {self.leeway_s}")
+        if self.jwt_secret is not None:
+            length = len(self.jwt_secret.reveal())
+            _check(length >= 32, "jwt_secret", f"must be at least 32 characters, was {length}")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    """The built-in market simulator (see ``pricing.simulator``)."""
+
+    env_section: ClassVar[str] = "SIMULATOR"
+    seed: int = 7
+    tick_rate_per_s: float = 4_000.0
+    step_ms: float = 5.0
+    market_share: float = 0.25
+    sector_share: float = 0.25
+    spread_bps: float = 2.0
+    max_catchup_steps: int = 200
+
+    def __post_init__(self) -> None:
+        _positive(self, "tick_rate_per_s", "step_ms", "max_catchup_steps")
+        for name in ("market_share", "sector_share"):
+            value = getattr(self, name)
+            _check(0 <= value <= 1, name, f"must be within [0, 1], was {value}")
+        total = self.market_share + self.sector_share
+        _check(total <= 1, "sector_share", f"market_share + sector_share must be <= 1, was {total}")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """The Kafka market-data source and its dead-letter topic."""
+
+    env_section: ClassVar[str] = "KAFKA"
+    bootstrap: str | None = None
+    topic: str = "md.ticks"
+    dlq_topic: str = "md.ticks.dlq"
+    group_id: str = "tickgate-gateway"
+    client_id: str = "tickgate"
+    auto_offset_reset: Literal["earliest", "latest"] = "latest"
+    max_batch_records: int = 5_000
+    fetch_wait_ms: int = 5
+    commit_interval_ms: int = 1_000
+    request_timeout_ms: int = 5_000
+    probe_interval_ms: int = 1_000
+    retry_backoff_initial_ms: int = 250
+    retry_backoff_max_ms: int = 10_000
+    enable_idempotence: bool = False
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "max_batch_records",
+            "fetch_wait_ms",
+            "commit_interval_ms",
+            "request_timeout_ms",
+            "probe_interval_ms",
+            "retry_backoff_initial_ms",
+            "retry_backoff_max_ms",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """A generic JSON vendor WebSocket feed.
+
+    ``subscribe_template`` is the message sent after each connect, with
+    ``$symbols`` replaced by the JSON array of symbols. The ``field_*``
+    settings name the vendor's field for each tick field; ``ts_unit`` is the
+    unit of its timestamps.
+    """
+
+    env_section: ClassVar[str] = "UPSTREAM"
+    url: str | None = None
+    subscribe_template: str = '{"op":"subscribe","symbols":$symbols}'
+    symbols: tuple[str, ...] = ()
+    field_symbol: str = "symbol"
+    field_bid: str = "bid"
+    field_ask: str = "ask"
+    field_last: str = "last"
+    field_size: str = "size"
+    field_ts_event: str = "ts_event"
+    field_seq: str = "seq"
+    ts_unit: Literal["ns", "us", "ms", "s"] = "ns"
+    resubscribe_on_gap: bool = True
+    batch_window_ms: int = 5
+    batch_max_ticks: int = 5_000
+    open_timeout_s: float = 10.0
+    reconnect_initial_ms: int = 250
+    reconnect_max_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "batch_window_ms",
+            "batch_max_ticks",
+            "open_timeout_s",
+            "reconnect_initial_ms",
+            "reconnect_max_ms",
+        )
+        _check(
+            "$symbols" in self.subscribe_template,
+            "subscribe_template",
+            "must contain the $symbols placeholder",
+        )
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """Return ``$XDG_DATA_HOME/tickgate``, or ``~/.local/share/tickgate``."""
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local/share")
+    return Path(base).expanduser() / "tickgate"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All of tickgate's settings; each component receives only its own section."""
+
+    env_section: ClassVar[str] = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("~/.local/share/tickgate")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout_s: float = 10.0
+    feed: FeedSettings = field(default_factory=FeedSettings)
+    ws: WebSocketSettings = field(default_factory=WebSocketSettings)
+    fanout: FanoutSettings = field(default_factory=FanoutSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")
+        _positive(self, "shutdown_timeout_s")
+        if self.feed.source == "kafka":
+            _check(
+                self.kafka.bootstrap is not None,
+                "kafka_bootstrap",
+                "must be set when feed_source is kafka",
+            )
+        if self.feed.source == "upstream":
+            _check(
+                self.upstream.url is not None,
+                "upstream_url",
+                "must be set when feed_source is upstream",
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from ``TICKGATE_*`` keys; ``overrides`` win over ``environ``.
+
+        Raises ``SettingsError`` naming the key of an unknown or invalid setting.
+        """
+        values = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+        values.update(overrides or {})
+        specs = dict(_field_specs(cls))
+        secret_files = {f"{key}_FILE": key for key, spec in specs.items() if spec.is_secret}
+        for key in values:
+            if key not in specs and key not in secret_files:
+                raise SettingsError(key, "unknown setting")
+        for file_key, key in secret_files.items():
+            if file_key not in values:
+                continue
+            if key in values:
+                raise SettingsError(file_key, f"cannot be set together with {key}")
+            values[key] = _read_secret_file(file_key, values[file_key])
+        if "TICKGATE_DATA_DIR" not in values:
+            values["TICKGATE_DATA_DIR"] = str(default_data_dir(environ))
+        return _build(cls, values, specs)
+
+    def redacted(self) -> dict[str, object]:
+        """Every effective setting by key, with secrets shown as ``***``."""
+        out: dict[str, object] = {}
+        for key, spec in _field_specs(type(self)):
+            value = spec.get(self)
+            if isinstance(value, Secret):
+                value = "***"
+            elif isinstance(value, Path):
+                value = str(value)
+            out[key] = value
+        return out
+
+
+# --- environment mapping -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldSpec:
+    section: str | None
+    name: str
+    annotation: object
+    is_secret: bool
+
+    def get(self, settings: Settings) -> object:
+        holder = settings if self.section is None else getattr(settings, self.section)
+        return getattr(holder, self.name)
+
+
+def _env_key(section_prefix: str, name: str) -> str:
+    middle = f"{section_prefix}_" if section_prefix else ""
+    return f"{ENV_PREFIX}{middle}{name.upper()}"
+
+
+def _field_specs(cls: type[Settings]) -> Iterator[tuple[str, _FieldSpec]]:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        if dataclasses.is_dataclass(annotation):
+            sub_hints = typing.get_type_hints(annotation)
+            prefix = typing.cast(str, getattr(annotation, "env_section"))  # noqa: B009  # every section declares it
+            for sub in dataclasses.fields(annotation):
+                sub_annotation = sub_hints[sub.name]
+                spec = _FieldSpec(f.name, sub.name, sub_annotation, _is_secret(sub_annotation))
+                yield _env_key(prefix, sub.name), spec
+        else:
+            yield _env_key("", f.name), _FieldSpec(None, f.name, annotation, False)
+
+
+def _is_secret(annotation: object) -> bool:
+    return annotation is Secret or Secret in typing.get_args(annotation)
+
+
+def _build(
+    cls: type[Settings], values: Mapping[str, str], specs: dict[str, _FieldSpec]
+) -> Settings:
+    top: dict[str, object] = {}
+    sections: dict[str, dict[str, object]] = {}
+    for key, raw in values.items():
+        spec = specs.get(key)
+        if spec is None:  # a *_FILE key, already resolved
+            continue
+        value = _parse(key, raw, spec.annotation)
+        if spec.section is None:
+            top[spec.name] = value
+        else:
+            sections.setdefault(spec.section, {})[spec.name] = value
+    hints = typing.get_type_hints(cls)
+    for section, kwargs in sections.items():
+        section_cls = typing.cast(Callable[..., object], hints[section])
+        try:
+            top[section] = section_cls(**kwargs)
+        except SettingsError as e:
+            prefix = typing.cast(str, getattr(section_cls, "env_section"))  # noqa: B009
+            raise SettingsError(_env_key(prefix, e.key), e.message) from None
+    try:
+        return cls(**top)  # type: ignore[arg-type]  # values were parsed against the field types
+    except SettingsError as e:
+        raise SettingsError(f"{ENV_PREFIX}{e.key.upper()}", e.message) from None
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(key: str, raw: str, annotation: object) -> object:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if raw == "":
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _parse(key, raw, inner)
+    if origin is Literal:
+        if raw not in args:
+            raise SettingsError(key, f"must be one of {', '.join(map(str, args))}, was {raw!r}")
+        return raw
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(key, f"must be a boolean (true/false), was {raw!r}")
+    if annotation is int or annotation is float:
+        try:
+            return typing.cast(Callable[[str], object], annotation)(raw.strip().replace("_", ""))
+        except ValueError:
+            kind = "an integer" if annotation is int else "a number"
+            raise SettingsError(key, f"must be {kind}, was {raw!r}") from None
+    if annotation is Path:
+        return Path(raw).expanduser()
+    if annotation is Secret:
+        return Secret(raw)
+    if annotation is str:
+        return raw
+    raise SettingsError(key, f"has an unsupported type {annotation!r}")  # pragma: no cover
+
+
+def _read_secret_file(key: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise SettingsError(key, f"cannot read the secret file: {e.strerror}") from None
+
+
+def settings_from_process_env(overrides: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from this process's environment."""
+    return Settings.from_env(os.environ, overrides)
