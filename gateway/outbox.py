@@ -1,0 +1,129 @@
+"""Per-client outbound buffering: encoded message bodies in, frames out.
+
+A message is held as its *body*: its JSON object without the closing brace,
+encoded once and shared by every client that receives it. Frame assembly
+appends the per-frame tail ``,"ts_sent":<ns>}`` to each body and joins them
+into one JSON array, so a frame costs one ``join`` whatever the fan-out.
+
+Two lanes:
+- the **control lane** is lossless and ordered (acks, errors, snapshots,
+  replays);
+- the **state lane** conflates: one entry per key holding the latest update.
+  When an update replaces one that was never sent, the entry keeps the first
+  seq it covers and the message goes out with ``seq_from``, so the client can
+  tell conflation (``seq_from == last + 1``) from loss (a gap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Final
+
+import orjson
+
+from gateway.session import Message
+
+__all__ = ["OutboundBound", "Outbox", "encode_body"]
+
+_FRAME_OPEN: Final = b"["
+_FRAME_CLOSE: Final = b"]"
+
+
+def encode_body(message: Message) -> bytes:
+    """Encode a message as a body: its JSON object without the closing brace."""
+    return orjson.dumps(message)[:-1]
+
+
+class _Pending:
+    # The latest unsent update of one key, and the first seq it stands for.
+    __slots__ = ("body", "first_seq", "seq")
+
+    def __init__(self, seq: int, body: bytes) -> None:
+        self.first_seq = seq
+        self.seq = seq
+        self.body = body
+
+
+class Outbox:
+    """Messages waiting for one client's socket."""
+
+    __slots__ = ("_control", "_state", "conflated", "queued_bytes")
+
+    def __init__(self) -> None:
+        self._control: list[bytes] = []
+        self._state: dict[Hashable, _Pending] = {}
+        self.queued_bytes = 0
+        self.conflated = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._control) or bool(self._state)
+
+    def push_control(self, body: bytes) -> None:
+        """Queue a message that must be delivered, in order."""
+        self._control.append(body)
+        self.queued_bytes += len(body)
+
+    def push_state(self, key: Hashable, seq: int, body: bytes) -> None:
+        """Queue the latest update for ``key``, replacing an unsent one."""
+        entry = self._state.get(key)
+        if entry is None:
+            self._state[key] = _Pending(seq, body)
+            self.queued_bytes += len(body)
+            return
+        self.queued_bytes += len(body) - len(entry.body)
+        entry.seq = seq
+        entry.body = body
+        self.conflated += 1
+
+    def drop_state(self, keys: Iterable[Hashable]) -> None:
+        """Forget unsent updates for ``keys`` (after a resubscribe or an unsubscribe)."""
+        for key in keys:
+            entry = self._state.pop(key, None)
+            if entry is not None:
+                self.queued_bytes -= len(entry.body)
+
+    def take_frame(self, ts_sent_ns: int) -> bytes | None:
+        """Return every queued message as one JSON-array frame and empty the outbox."""
+        if not self:
+            return None
+        parts = self._control
+        for entry in self._state.values():
+            body = entry.body
+            parts.append(
+                body if entry.first_seq == entry.seq else body + b',"seq_from":%d' % entry.first_seq
+            )
+        self._control = []
+        self._state = {}
+        self.queued_bytes = 0
+        tail = b',"ts_sent":%d}' % ts_sent_ns
+        return _FRAME_OPEN + (tail + b",").join(parts) + tail + _FRAME_CLOSE
+
+
+class OutboundBound:
+    """The slow-consumer rule: over the bound for longer than the grace period.
+
+    A client is over its bound while its socket refuses writes (its transport
+    buffer is above the high-water mark) or while the bytes waiting for it
+    exceed ``max_bytes``. It is due to be closed once it has been over the
+    bound continuously for ``grace_ns``.
+    """
+
+    __slots__ = ("_grace_ns", "_max_bytes", "over_since_ns")
+
+    def __init__(self, max_bytes: int, grace_ns: int) -> None:
+        self._max_bytes = max_bytes
+        self._grace_ns = grace_ns
+        self.over_since_ns: int | None = None
+
+    def observe(self, buffered_bytes: int, *, is_socket_blocked: bool, now_ns: int) -> None:
+        """Record the client's state after a write attempt or a flow-control event."""
+        if is_socket_blocked or buffered_bytes > self._max_bytes:
+            if self.over_since_ns is None:
+                self.over_since_ns = now_ns
+        else:
+            self.over_since_ns = None
+
+    def is_expired(self, now_ns: int) -> bool:
+        """Return whether the client has been over its bound for the whole grace period."""
+        since = self.over_since_ns
+        return since is not None and now_ns - since >= self._grace_ns
