@@ -1,0 +1,190 @@
+"""The composition root: ``create_app(settings)`` builds and wires everything.
+
+This is the one place that picks adapters (simulator, Kafka or upstream feed),
+builds the PriceBook, the channels and the connection hub, and owns the
+long-running tasks, which it starts and stops in the Starlette lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+
+from gateway import closecodes
+from gateway.auth import TokenVerifier, load_or_create_dev_secret
+from gateway.channels import QUOTES, QuotesChannelSpec
+from gateway.clock import Clock, SystemClock
+from gateway.hub import HUB_STATE_KEY, ConnectionHub
+from gateway.metrics import Metrics
+from gateway.pipeline import MarketDataPipeline, MarketDataSource
+from gateway.quotes import QuotesChannel
+from gateway.refdata import load_master
+from gateway.routes import http_routes
+from gateway.settings import Settings
+from gateway.sources.simulator import SimulatorSource
+from pricing.instruments import InstrumentMaster
+from pricing.pricebook import PriceBook
+from pricing.simulator import MarketModel, ModelParams
+
+__all__ = ["Gateway", "build_gateway", "create_app", "jwt_secret"]
+
+logger = logging.getLogger(__name__)
+
+_RESTART_DELAY_S = 1.0
+
+
+@dataclass(slots=True)
+class Gateway:
+    """The running service: its parts and the tasks that drive them."""
+
+    settings: Settings
+    master: InstrumentMaster
+    book: PriceBook
+    source: MarketDataSource
+    pipeline: MarketDataPipeline
+    quotes: QuotesChannel
+    hub: ConnectionHub
+    verifier: TokenVerifier
+    metrics: Metrics
+    clock: Clock
+    epoch: str
+    is_ready: bool = False
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start the source and the long-running tasks."""
+        logger.info(
+            "starting tickgate (epoch %s) with settings %s", self.epoch, self.settings.redacted()
+        )
+        await self.source.start()
+        self._spawn("pipeline", self.pipeline.run)
+        self._spawn("staleness", self.pipeline.run_staleness)
+        self._spawn("sweeper", self.hub.run_sweeper)
+        self.is_ready = True
+        logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
+
+    async def stop(self) -> None:
+        """Close clients (1001), stop the tasks, then stop the source (it commits)."""
+        self.is_ready = False
+        self.hub.close_all(closecodes.GOING_AWAY, "server shutting down")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.source.stop()
+        logger.info("tickgate stopped")
+
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.create_task(_supervise(name, run), name=f"tickgate-{name}"))
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    # A task boundary: a crash is logged and the task restarted, so one bad
+    # batch or a bug in one listener cannot stop market data for everyone.
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("task %s crashed; restarting in %.0f s", name, _RESTART_DELAY_S)
+            await asyncio.sleep(_RESTART_DELAY_S)
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured signing secret, or the machine's dev secret if none is set."""
+    if settings.auth.jwt_secret is not None:
+        return settings.auth.jwt_secret.reveal()
+    return load_or_create_dev_secret(settings.data_dir)
+
+
+def _build_source(
+    settings: Settings, master: InstrumentMaster, clock: Clock, metrics: Metrics
+) -> MarketDataSource:
+    kind = settings.feed.source
+    if kind == "kafka":
+        from gateway.sources.kafka import KafkaSource
+
+        return KafkaSource(settings.kafka, master, clock=clock, metrics=metrics)
+    if kind == "upstream":
+        from gateway.sources.upstream import UpstreamSource
+
+        return UpstreamSource(settings.upstream, master, clock=clock, metrics=metrics)
+    sim = settings.simulator
+    params = ModelParams(
+        tick_rate_per_s=sim.tick_rate_per_s,
+        step_s=sim.step_ms / 1000,
+        market_share=sim.market_share,
+        sector_share=sim.sector_share,
+        spread_bps=sim.spread_bps,
+    )
+    return SimulatorSource(MarketModel(master, params, seed=sim.seed), sim, clock)
+
+
+def build_gateway(settings: Settings, *, clock: Clock | None = None) -> Gateway:
+    """Build every part of the service from ``settings`` (nothing is started)."""
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    master = load_master(settings.feed.instruments_file)
+    if settings.auth.jwt_secret is None:
+        logger.warning(
+            "no TICKGATE_AUTH_JWT_SECRET is set; using the development secret in %s",
+            settings.data_dir,
+        )
+    verifier = TokenVerifier(
+        jwt_secret(settings), issuer=settings.auth.issuer, leeway_s=settings.auth.leeway_s
+    )
+    book = PriceBook(master.ref_price, stale_after_ns=settings.feed.stale_after_ms * 1_000_000)
+    epoch = secrets.token_hex(6)
+    quotes = QuotesChannel(master, book, epoch=epoch, history=settings.fanout.recovery_history)
+    hub = ConnectionHub(
+        ws=settings.ws,
+        fanout=settings.fanout,
+        auth=settings.auth,
+        channels={QUOTES: quotes},
+        specs={QUOTES: QuotesChannelSpec(master.symbol_index)},
+        verifier=verifier,
+        clock=clock,
+        metrics=metrics,
+    )
+    source = _build_source(settings, master, clock, metrics)
+    pipeline = MarketDataPipeline(
+        source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
+    )
+    return Gateway(
+        settings=settings,
+        master=master,
+        book=book,
+        source=source,
+        pipeline=pipeline,
+        quotes=quotes,
+        hub=hub,
+        verifier=verifier,
+        metrics=metrics,
+        clock=clock,
+        epoch=epoch,
+    )
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+    """Return the Starlette app; ``/ws`` needs ``gateway.server`` (uvicorn + our protocol)."""
+    gateway = build_gateway(settings, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        await gateway.start()
+        try:
+            yield {HUB_STATE_KEY: gateway.hub}
+        finally:
+            await gateway.stop()
+
+    app = Starlette(routes=http_routes(gateway), lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

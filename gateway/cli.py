@@ -1,0 +1,185 @@
+"""The ``tickgate`` command: run, token, instruments, spike."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+from gateway.app import jwt_secret
+from gateway.auth import ADMIN_SCOPE, issue_token
+from gateway.errors import GatewayError, SettingsError
+from gateway.refdata import instrument_json, load_master
+from gateway.settings import Settings
+
+__all__ = ["main", "parse_duration_s"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration_s(text: str) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``1h`` or ``2d`` into seconds."""
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"duration must look like 90s, 15m, 1h or 2d, was {text!r}"
+        )
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tickgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the gateway (simulator and in-memory by default)")
+    run.add_argument("--host", help="listen address (TICKGATE_HOST)")
+    run.add_argument("--port", help="listen port (TICKGATE_PORT)")
+    run.add_argument("--kafka", metavar="BOOTSTRAP", help="consume md.ticks from this Kafka")
+    run.add_argument("--upstream", metavar="URL", help="consume this vendor WebSocket feed")
+    run.add_argument("--instruments", metavar="FILE", help="instrument master CSV to load")
+    run.add_argument("--seed", help="simulator seed (TICKGATE_SIMULATOR_SEED)")
+    run.add_argument("--tick-rate", help="simulator ticks/s (TICKGATE_SIMULATOR_TICK_RATE_PER_S)")
+    run.add_argument("--data-dir", help="where the dev secret lives (TICKGATE_DATA_DIR)")
+    run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+    token = commands.add_parser("token", help="print a signed dev token")
+    token.add_argument("--account", action="append", required=True, help="account (repeatable)")
+    token.add_argument("--scope", action="append", help="scope (repeatable; default read)")
+    token.add_argument("--subject", help="token subject (default: the first account)")
+    token.add_argument("--ttl", type=parse_duration_s, default=3600.0, help="lifetime, e.g. 1h")
+
+    instruments = commands.add_parser("instruments", help="list the reference data")
+    instruments.add_argument("--json", action="store_true", help="print a JSON array")
+
+    spike = commands.add_parser("spike", help="trigger a volatility spike on a running gateway")
+    spike.add_argument("--rate-multiplier", type=float, default=10.0)
+    spike.add_argument("--vol-multiplier", type=float, default=5.0)
+    spike.add_argument("--duration-s", type=float, default=30.0)
+    spike.add_argument("--url", default="http://127.0.0.1:8000", help="gateway base URL")
+    return parser
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    flags = {
+        "host": "TICKGATE_HOST",
+        "port": "TICKGATE_PORT",
+        "instruments": "TICKGATE_FEED_INSTRUMENTS_FILE",
+        "seed": "TICKGATE_SIMULATOR_SEED",
+        "tick_rate": "TICKGATE_SIMULATOR_TICK_RATE_PER_S",
+        "data_dir": "TICKGATE_DATA_DIR",
+        "log_level": "TICKGATE_LOG_LEVEL",
+    }
+    for attr, key in flags.items():
+        value = getattr(args, attr)
+        if value is not None:
+            overrides[key] = str(value)
+    if args.kafka is not None:
+        overrides["TICKGATE_FEED_SOURCE"] = "kafka"
+        overrides["TICKGATE_KAFKA_BOOTSTRAP"] = args.kafka
+    if args.upstream is not None:
+        overrides["TICKGATE_FEED_SOURCE"] = "upstream"
+        overrides["TICKGATE_UPSTREAM_URL"] = args.upstream
+    return overrides
+
+
+def _cmd_token(settings: Settings, args: argparse.Namespace) -> None:
+    token = issue_token(
+        jwt_secret(settings),
+        subject=args.subject or args.account[0],
+        accounts=args.account,
+        scopes=args.scope or ["read"],
+        ttl_s=args.ttl,
+        now_s=time.time(),
+        issuer=settings.auth.issuer,
+    )
+    print(token)
+
+
+def _cmd_instruments(settings: Settings, args: argparse.Namespace) -> None:
+    master = load_master(settings.feed.instruments_file)
+    if args.json:
+        rows = [instrument_json(i) for i in master]
+        print(json.dumps(rows, indent=None))
+        return
+    print(f"{'SYMBOL':<18} {'TYPE':<7} {'CCY':<4} {'TICK':>10} {'MULT':>10}  SECTOR")
+    for i in master:
+        print(
+            f"{i.symbol:<18} {i.type.value:<7} {i.currency:<4} "
+            f"{i.tick_size!s:>10} {i.multiplier!s:>10}  {i.sector}"
+        )
+
+
+def _cmd_spike(settings: Settings, args: argparse.Namespace) -> int:
+    token = issue_token(
+        jwt_secret(settings),
+        subject="tickgate-cli",
+        accounts=[],
+        scopes=[ADMIN_SCOPE],
+        ttl_s=60,
+        now_s=time.time(),
+        issuer=settings.auth.issuer,
+    )
+    body = json.dumps(
+        {
+            "rate_multiplier": args.rate_multiplier,
+            "vol_multiplier": args.vol_multiplier,
+            "duration_s": args.duration_s,
+        }
+    ).encode()
+    url = args.url.rstrip("/") + "/admin/spike"
+    if not url.startswith(("http://", "https://")):
+        print(f"tickgate: error: --url must be http(s), was {args.url!r}", file=sys.stderr)
+        return 2
+    request = urllib.request.Request(  # noqa: S310  # scheme checked just above
+        url,
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # see above
+            print(response.read().decode())
+    except urllib.error.HTTPError as e:
+        print(f"tickgate: error: {e.code} {e.read().decode()}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as e:
+        print(f"tickgate: error: cannot reach {url}: {e.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tickgate`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        overrides = _run_overrides(args) if args.command == "run" else {}
+        settings = Settings.from_env(os.environ, overrides)
+        if args.command == "run":
+            from gateway.server import serve
+
+            serve(settings)
+        elif args.command == "token":
+            _cmd_token(settings, args)
+        elif args.command == "instruments":
+            _cmd_instruments(settings, args)
+        else:
+            return _cmd_spike(settings, args)
+    except SettingsError as e:
+        print(f"tickgate: error: invalid setting {e}", file=sys.stderr)
+        return 2
+    except GatewayError as e:
+        print(f"tickgate: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Loading the instrument master: the packaged demo universe or a configured file."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from pricing.instruments import Instrument, InstrumentMaster, parse_instrument_csv
+
+__all__ = ["instrument_json", "load_master"]
+
+
+def load_master(path: Path | None = None) -> InstrumentMaster:
+    """Parse the master from ``path``, or the one shipped in ``pricing/data``."""
+    if path is None:
+        text = resources.files("pricing").joinpath("data/instruments.csv").read_text("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    return parse_instrument_csv(text)
+
+
+def instrument_json(instrument: Instrument) -> dict[str, object]:
+    """The public JSON form of an instrument (CLI listing and ``/v1/instruments``)."""
+    i = instrument
+    return {
+        "id": i.instrument_id,
+        "symbol": i.symbol,
+        "type": i.type.value,
+        "currency": i.currency,
+        "tick_size": str(i.tick_size),
+        "lot_size": str(i.lot_size),
+        "multiplier": str(i.multiplier),
+        "sector": i.sector,
+        "underlying": i.underlying,
+        "option_type": i.option_type.value if i.option_type else None,
+        "strike": str(i.strike) if i.strike is not None else None,
+        "expiry": i.expiry.isoformat() if i.expiry else None,
+        "base_currency": i.base_currency,
+    }

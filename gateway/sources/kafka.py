@@ -1,0 +1,252 @@
+"""The Kafka source: ``md.ticks`` in batches, bad records to ``md.ticks.dlq``.
+
+- Records are keyed by symbol; the value is the canonical JSON tick
+  (``gateway.codec``).
+- The consumer reads with ``getmany`` and commits offsets only after the
+  pipeline acknowledged the batch (at most every ``commit_interval_ms``, and
+  on stop), so a restart resumes after the last applied tick.
+- A record that cannot be decoded, or that the PriceBook refuses, is counted
+  and produced to the dead-letter topic with its reason in the headers. It
+  never stops the consumer.
+- When the broker cannot be reached the source reports itself down (the
+  gateway then marks every price stale), logs once per interval and keeps
+  retrying with backoff; it comes back up by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from gateway.backoff import Backoff
+from gateway.clock import Clock
+from gateway.codec import DecodeError, TickDecoder, TickRows
+from gateway.metrics import Metrics
+from gateway.pipeline import Rejection, SourceBatch
+from gateway.settings import KafkaSettings
+from pricing.instruments import InstrumentMaster
+
+__all__ = ["KafkaSource"]
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaSource:
+    """Consume ticks from Kafka; see the module docstring."""
+
+    name = "kafka"
+
+    def __init__(
+        self, settings: KafkaSettings, master: InstrumentMaster, *, clock: Clock, metrics: Metrics
+    ) -> None:
+        assert settings.bootstrap is not None  # Settings refuses source=kafka without it
+        self._settings = settings
+        self._bootstrap = settings.bootstrap
+        self._decoder = TickDecoder(master.symbol_index)
+        self._clock = clock
+        self._metrics = metrics
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._is_up = False
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._last_commit_s = time.monotonic()
+        self._last_probe_s = 0.0
+
+    @property
+    def is_up(self) -> bool:
+        """Whether the broker answered the last fetch or probe."""
+        return self._is_up
+
+    async def start(self) -> None:
+        """Connections are made by ``batches``, so a down broker does not stop startup."""
+
+    async def stop(self) -> None:
+        """Commit what was applied, then close the consumer and flush the DLQ producer."""
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if consumer is not None:
+            await self._commit(consumer)
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+        self._is_up = False
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        """Yield decoded batches; connect, and reconnect with backoff, as needed."""
+        s = self._settings
+        backoff = Backoff(s.retry_backoff_initial_ms / 1000, s.retry_backoff_max_ms / 1000)
+        while True:
+            try:
+                consumer = await self._connect()
+                backoff.reset()
+                async for batch in self._consume(consumer):
+                    yield batch
+            except KafkaError as e:
+                self._set_up(False, reason=str(e))
+                await self._disconnect()
+                delay_s = backoff.next_delay_s()
+                logger.warning(
+                    "kafka %s unavailable (%s); retrying in %.1f s", self._bootstrap, e, delay_s
+                )
+                await asyncio.sleep(delay_s)
+
+    async def acknowledge(self, batch: SourceBatch, rejected: Sequence[Rejection]) -> None:
+        """Dead-letter refused rows, record the batch's offsets, commit when due."""
+        if rejected and batch.origins is not None:
+            for rejection in rejected:
+                record = batch.origins[rejection.row]
+                assert isinstance(record, ConsumerRecord)
+                await self._dead_letter(record, rejection.reason.label, "refused by the PriceBook")
+        if isinstance(batch.position, dict):
+            self._uncommitted.update(batch.position)
+        consumer = self._consumer
+        interval_s = self._settings.commit_interval_ms / 1000
+        if consumer is not None and time.monotonic() - self._last_commit_s >= interval_s:
+            await self._commit(consumer)
+
+    # --- internals ----------------------------------------------------------------
+
+    async def _connect(self) -> AIOKafkaConsumer:
+        s = self._settings
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                client_id=f"{s.client_id}-dlq",
+                enable_idempotence=s.enable_idempotence,
+                request_timeout_ms=s.request_timeout_ms,
+            )
+            await producer.start()
+            self._producer = producer
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                s.topic,
+                bootstrap_servers=self._bootstrap,
+                group_id=s.group_id,
+                client_id=s.client_id,
+                enable_auto_commit=False,
+                auto_offset_reset=s.auto_offset_reset,
+                request_timeout_ms=s.request_timeout_ms,
+                retry_backoff_ms=s.retry_backoff_initial_ms,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        self._set_up(True)
+        return self._consumer
+
+    async def _disconnect(self) -> None:
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except KafkaError as e:
+                    logger.debug("closing a kafka client failed: %s", e)
+        self._consumer = self._producer = None
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> AsyncIterator[SourceBatch]:
+        s = self._settings
+        while True:
+            fetched = await consumer.getmany(
+                timeout_ms=s.fetch_wait_ms, max_records=s.max_batch_records
+            )
+            if not fetched:
+                await self._probe(consumer)
+                continue
+            self._set_up(True)
+            self._last_probe_s = time.monotonic()
+            batch = await self._decode(fetched)
+            if batch is not None:
+                yield batch
+
+    async def _decode(
+        self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> SourceBatch | None:
+        ts_recv = self._clock.now_ns()
+        rows = TickRows()
+        origins: list[ConsumerRecord[bytes, bytes]] = []
+        position: dict[TopicPartition, int] = {}
+        decoder = self._decoder
+        for tp, records in fetched.items():
+            position[tp] = records[-1].offset + 1
+            for record in records:
+                try:
+                    key = record.key.decode() if record.key is not None else None
+                    if record.value is None:
+                        raise DecodeError("bad_record", "record has no value")
+                    obj = decoder.parse(record.value)
+                    rows.append(decoder.decode(obj, ts_recv, key_symbol=key, seq=record.offset))
+                    origins.append(record)
+                except DecodeError as e:
+                    await self._dead_letter(record, e.reason, e.detail)
+                except UnicodeDecodeError:
+                    await self._dead_letter(record, "bad_record", "key is not UTF-8")
+        if not rows:
+            self._uncommitted.update(position)
+            return None
+        return SourceBatch(rows.to_batch(), origins=origins, position=position)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
+    ) -> None:
+        self._metrics.counters.dead_letters[reason] += 1
+        producer = self._producer
+        if producer is None:
+            logger.error("dead letter lost, no producer: %s at offset %d", reason, record.offset)
+            return
+        headers = [
+            ("tickgate.reason", reason.encode()),
+            ("tickgate.detail", detail[:500].encode()),
+            ("tickgate.source", f"{record.topic}/{record.partition}@{record.offset}".encode()),
+        ]
+        delivery = await producer.send(
+            self._settings.dlq_topic, value=record.value, key=record.key, headers=headers
+        )
+        delivery.add_done_callback(_log_failed_delivery)
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        # An idle topic and a dead broker both fetch nothing; a metadata request
+        # tells them apart.
+        now = time.monotonic()
+        if now - self._last_probe_s < self._settings.probe_interval_ms / 1000:
+            return
+        self._last_probe_s = now
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_ms / 1000):
+                await consumer.topics()
+        except (KafkaError, TimeoutError) as e:
+            self._set_up(False, reason=str(e) or type(e).__name__)
+            return
+        self._set_up(True)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        if not self._uncommitted:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._uncommitted.items()}
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_ms / 1000):
+                await consumer.commit(offsets)
+        except (KafkaError, TimeoutError) as e:
+            logger.warning("committing offsets failed (%s); will retry", e)
+            return
+        self._uncommitted.clear()
+        self._last_commit_s = time.monotonic()
+
+    def _set_up(self, is_up: bool, *, reason: str = "") -> None:
+        if is_up == self._is_up:
+            return
+        self._is_up = is_up
+        if is_up:
+            self._metrics.counters.feed_reconnects += 1
+            logger.info("kafka %s is up", self._bootstrap)
+        else:
+            logger.warning("kafka %s is down (%s); prices go stale", self._bootstrap, reason)
+
+
+def _log_failed_delivery(delivery: asyncio.Future[object]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        logger.error("dead letter not delivered: %s", delivery.exception())
