@@ -170,7 +170,9 @@ class MarketModel:
         count = int(self._rng.poisson(expected))
         if count == 0:
             return TickBatch.empty()
-        picks = np.unique(self._rng.choice(self._pick_p.shape[0], size=count, p=self._pick_p))
+        # Every pick is a tick, so the emitted rate is the configured one; an
+        # instrument picked twice ticks twice (the later tick wins in the book).
+        picks = self._rng.choice(self._pick_p.shape[0], size=count, p=self._pick_p)
         mid = np.exp(self._log_mid[picks])
         units = self._tick_units[picks]
         scale = self._scale[picks]
