@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 
 from gateway import closecodes
-from gateway.auth import TokenVerifier, load_or_create_dev_secret
+from gateway.auth import TokenVerifier
 from gateway.channels import QUOTES, QuotesChannelSpec
 from gateway.clock import Clock, SystemClock
+from gateway.devsecret import load_or_create_dev_secret
 from gateway.hub import HUB_STATE_KEY, ConnectionHub
 from gateway.metrics import Metrics
 from gateway.pipeline import MarketDataPipeline, MarketDataSource
@@ -128,8 +129,14 @@ def _build_source(
     return SimulatorSource(MarketModel(master, params, seed=sim.seed), sim, clock)
 
 
-def build_gateway(settings: Settings, *, clock: Clock | None = None) -> Gateway:
-    """Build every part of the service from ``settings`` (nothing is started)."""
+def build_gateway(
+    settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
+) -> Gateway:
+    """Build every part of the service from ``settings`` (nothing is started).
+
+    ``source`` replaces the one ``settings.feed.source`` names (for tests that
+    script the market data).
+    """
     clock = clock or SystemClock()
     metrics = Metrics()
     master = load_master(settings.feed.instruments_file)
@@ -154,7 +161,7 @@ def build_gateway(settings: Settings, *, clock: Clock | None = None) -> Gateway:
         clock=clock,
         metrics=metrics,
     )
-    source = _build_source(settings, master, clock, metrics)
+    source = source or _build_source(settings, master, clock, metrics)
     pipeline = MarketDataPipeline(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )
@@ -173,9 +180,11 @@ def build_gateway(settings: Settings, *, clock: Clock | None = None) -> Gateway:
     )
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
+) -> Starlette:
     """Return the Starlette app; ``/ws`` needs ``gateway.server`` (uvicorn + our protocol)."""
-    gateway = build_gateway(settings, clock=clock)
+    gateway = build_gateway(settings, clock=clock, source=source)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:

@@ -3,16 +3,14 @@
 A token carries ``sub`` (the principal), ``accounts`` (the accounts it may
 read), ``scope`` (space-separated: ``read``, ``trade``, ``admin``), ``exp``
 and ``iss``. Verification takes the current time as an argument, so the
-session that calls it stays free of clocks.
+session that calls it stays free of clocks. No I/O here: the dev secret
+file lives in ``devsecret.py``.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, NewType
 
 import jwt
@@ -25,7 +23,6 @@ __all__ = [
     "Principal",
     "TokenVerifier",
     "issue_token",
-    "load_or_create_dev_secret",
 ]
 
 AccountId = NewType("AccountId", str)
@@ -33,7 +30,6 @@ AccountId = NewType("AccountId", str)
 ADMIN_SCOPE: Final = "admin"
 DEFAULT_SCOPES: Final = ("read",)
 _ALGORITHM: Final = "HS256"
-DEV_SECRET_FILE: Final = "dev-jwt-secret"  # noqa: S105  # a file name, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +70,20 @@ class TokenVerifier:
                 self._secret,
                 algorithms=[_ALGORITHM],
                 issuer=self._issuer,
-                options={"require": ["sub", "exp", "iss"], "verify_exp": False},
+                # Time claims are checked below against now_s, not the wall clock.
+                options={
+                    "require": ["sub", "exp", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidTokenError as e:
             raise AuthError("token_invalid", f"token refused: {e}") from e
         principal = _principal_from_claims(claims)
+        not_before = claims.get("nbf")
+        if isinstance(not_before, int | float) and now_s + self._leeway_s < not_before:
+            raise AuthError("token_invalid", f"token is not valid before {not_before}")
         if now_s >= principal.expires_at_s + self._leeway_s:
             raise AuthError("token_expired", f"token expired at {principal.expires_at_s}")
         return principal
@@ -134,29 +139,3 @@ def issue_token(
         "iss": issuer,
     }
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
-
-
-def load_or_create_dev_secret(data_dir: Path) -> str:
-    """Return the machine's dev signing secret, creating it once (mode 0600).
-
-    Used only when no ``TICKGATE_AUTH_JWT_SECRET`` is configured, so that
-    ``tickgate token`` and ``tickgate run`` agree on one machine.
-    """
-    path = data_dir / DEV_SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # Write aside, then hard-link into place: the link either creates the
-        # whole file or fails because another process won, never half a file.
-        tmp = data_dir / f".{DEV_SECRET_FILE}.{os.getpid()}"
-        tmp.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    secret = path.read_text(encoding="utf-8").strip()
-    if len(secret) < 32:
-        raise AuthError("token_invalid", f"dev secret in {path} is too short; delete it")
-    return secret

@@ -16,6 +16,7 @@ __all__ = ["QUOTES", "QuotesChannelSpec"]
 
 QUOTES: Final = "quotes"
 _SHOWN_UNKNOWN: Final = 20
+_MAX_SYMBOL_CHARS: Final = 64
 
 
 class QuotesChannelSpec:
@@ -45,5 +46,5 @@ class QuotesChannelSpec:
             raise ProtocolError(
                 "unknown_symbol",
                 f"{len(unknown)} unknown symbol(s); nothing was subscribed",
-                extra={"symbols": unknown[:_SHOWN_UNKNOWN]},
+                extra={"symbols": [s[:_MAX_SYMBOL_CHARS] for s in unknown[:_SHOWN_UNKNOWN]]},
             )

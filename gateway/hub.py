@@ -13,6 +13,8 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
+import orjson
+
 from gateway.auth import TokenVerifier
 from gateway.clock import Clock
 from gateway.fanout import Channel, Subscriber
@@ -75,6 +77,7 @@ class ConnectionHub:
             channels=self._specs,
             verifier=self._verifier,
             allow_anonymous_quotes=self._allow_anonymous,
+            decode_json=orjson.loads,
             now_ns=now_ns,
         )
         return next(self._conn_ids), session

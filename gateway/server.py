@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+from types import FrameType
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -11,6 +15,8 @@ from gateway.settings import Settings
 from gateway.wsserver import WebSocketConnection
 
 __all__ = ["serve", "uvicorn_config"]
+
+logger = logging.getLogger(__name__)
 
 
 def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
@@ -28,7 +34,24 @@ def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
 
 
 def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM: then stop accepting, close clients with 1001, stop the feed."""
+    """Run until SIGINT/SIGTERM: then stop accepting, close clients with 1001, stop the feed.
+
+    Returns normally after a graceful stop, so the process exits 0.
+    """
     configure_logging(settings.log_level)
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
-    server.run()
+    # uvicorn restores the previous handlers after its graceful shutdown and
+    # re-raises the signal it caught; these handlers take it, as the stop is done.
+    previous = {signum: signal.signal(signum, _signal_after_shutdown) for signum in _SIGNALS}
+    try:
+        server.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _signal_after_shutdown(signum: int, frame: FrameType | None) -> None:
+    logger.debug("signal %d received after shutdown", signum)

@@ -14,9 +14,8 @@ threshold (too many errors in a window).
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -44,6 +43,9 @@ RequestId = int | str
 
 _NS_PER_S: Final = 1_000_000_000
 _MAX_ID_CHARS: Final = 64
+_MAX_ECHO_CHARS: Final = 64
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 _OPS: Final = ("auth", "subscribe", "unsubscribe", "ping")
 
 
@@ -126,9 +128,11 @@ class ClientSession:
         channels: Mapping[str, ChannelSpec],
         verifier: TokenVerifier,
         allow_anonymous_quotes: bool,
+        decode_json: Callable[[bytes], object],
         now_ns: int,
     ) -> None:
         self._settings = settings
+        self._decode_json = decode_json
         self._channels = channels
         self._verifier = verifier
         self._allow_anonymous = allow_anonymous_quotes
@@ -151,11 +155,11 @@ class ClientSession:
             return SessionOutput()
         return self._authenticate(token, None, now_ns)
 
-    def receive(self, data: bytes | str, now_ns: int, *, is_binary: bool = False) -> SessionOutput:
-        """Handle one inbound message."""
+    def receive(self, data: bytes, now_ns: int, *, is_binary: bool = False) -> SessionOutput:
+        """Handle one inbound message (its raw payload bytes)."""
         if self.is_closed:
             return SessionOutput()
-        size = len(data.encode() if isinstance(data, str) else data)
+        size = len(data)
         if size > self._settings.max_inbound_bytes:
             limit = self._settings.max_inbound_bytes
             error = ProtocolError(
@@ -178,7 +182,7 @@ class ClientSession:
             return self._fail(error, None, now_ns)
         request_id: RequestId | None = None
         try:
-            message = _parse_json_object(data)
+            message = self._parse_json_object(data)
             request_id = _parse_request_id(message)
             return self._dispatch(message, request_id, now_ns)
         except ProtocolError as e:
@@ -221,8 +225,11 @@ class ClientSession:
             return self._subscribe(message, request_id)
         if op == "unsubscribe":
             return self._unsubscribe(message, request_id)
+        shown = op if isinstance(op, str) else None
         raise ProtocolError(
-            "unknown_op", f"op must be one of {', '.join(_OPS)}, was {op!r}", extra={"op": op}
+            "unknown_op",
+            f"op must be one of {', '.join(_OPS)}, was {_shorten(repr(op))}",
+            extra={"op": _shorten(shown) if shown is not None else None},
         )
 
     def _authenticate(self, token: str, request_id: RequestId | None, now_ns: int) -> SessionOutput:
@@ -295,6 +302,18 @@ class ClientSession:
             self.subscriptions.pop(spec.name, None)
         return SessionOutput(commands=[Unsubscribe(spec.name, removed, request_id)])
 
+    def _parse_json_object(self, data: bytes) -> Mapping[str, object]:
+        # The injected decoder must accept strict UTF-8 JSON only (no NaN, no
+        # lone surrogates), so whatever it returns can be echoed back safely.
+        try:
+            message = self._decode_json(data)
+        except (ValueError, RecursionError) as e:
+            raise ProtocolError("bad_json", f"message is not valid UTF-8 JSON: {e}") from None
+        if not isinstance(message, dict):
+            kind = type(message).__name__
+            raise ProtocolError("bad_request", f"message must be a JSON object, was {kind}")
+        return message
+
     # --- limits ----------------------------------------------------------------
 
     def _take_token(self, now_ns: int) -> bool:
@@ -345,19 +364,9 @@ class ClientSession:
         return len(times) > self._settings.error_limit
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json_object(data: bytes | str) -> Mapping[str, object]:
-    try:
-        message = json.loads(data, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
-        raise ProtocolError("bad_json", f"message is not valid UTF-8 JSON: {e}") from None
-    if not isinstance(message, dict):
-        kind = type(message).__name__
-        raise ProtocolError("bad_request", f"message must be a JSON object, was {kind}")
-    return message
+def _shorten(text: str) -> str:
+    # Client text echoed in replies is capped, so a reply stays small.
+    return text if len(text) <= _MAX_ECHO_CHARS else text[:_MAX_ECHO_CHARS] + "..."
 
 
 def _parse_request_id(message: Mapping[str, object]) -> RequestId | None:
@@ -366,6 +375,8 @@ def _parse_request_id(message: Mapping[str, object]) -> RequestId | None:
         return None
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
         raise ProtocolError("bad_request", "id must be an integer or a string")
+    if isinstance(request_id, int) and not _INT64_MIN <= request_id <= _INT64_MAX:
+        raise ProtocolError("bad_request", "id must fit in a signed 64-bit integer")
     if isinstance(request_id, str) and len(request_id) > _MAX_ID_CHARS:
         raise ProtocolError("bad_request", f"id must be at most {_MAX_ID_CHARS} characters")
     return request_id

@@ -12,7 +12,7 @@ redacted, so they never reach a log.
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -200,8 +200,9 @@ class KafkaSettings:
     max_batch_records: int = 5_000
     fetch_wait_ms: int = 5
     commit_interval_ms: int = 1_000
-    request_timeout_ms: int = 5_000
+    request_timeout_ms: int = 40_000
     probe_interval_ms: int = 1_000
+    probe_timeout_ms: int = 2_000
     retry_backoff_initial_ms: int = 250
     retry_backoff_max_ms: int = 10_000
     enable_idempotence: bool = False
@@ -214,6 +215,7 @@ class KafkaSettings:
             "commit_interval_ms",
             "request_timeout_ms",
             "probe_interval_ms",
+            "probe_timeout_ms",
             "retry_backoff_initial_ms",
             "retry_backoff_max_ms",
         )
@@ -435,11 +437,14 @@ def _parse(key: str, raw: str, annotation: object) -> object:
             return False
         raise SettingsError(key, f"must be a boolean (true/false), was {raw!r}")
     if annotation is int or annotation is float:
+        kind = "an integer" if annotation is int else "a finite number"
         try:
-            return typing.cast(Callable[[str], object], annotation)(raw.strip().replace("_", ""))
+            number = typing.cast(Callable[[str], float], annotation)(raw.strip().replace("_", ""))
         except ValueError:
-            kind = "an integer" if annotation is int else "a number"
             raise SettingsError(key, f"must be {kind}, was {raw!r}") from None
+        if not math.isfinite(number):
+            raise SettingsError(key, f"must be {kind}, was {raw!r}")
+        return number
     if annotation is Path:
         return Path(raw).expanduser()
     if annotation is Secret:
@@ -454,8 +459,3 @@ def _read_secret_file(key: str, path: str) -> str:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as e:
         raise SettingsError(key, f"cannot read the secret file: {e.strerror}") from None
-
-
-def settings_from_process_env(overrides: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from this process's environment."""
-    return Settings.from_env(os.environ, overrides)

@@ -103,13 +103,19 @@ class WebSocketConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the WebSocket parser and handle what it produced."""
-        self._ws.receive_data(data)
-        for event in self._ws.events_received():
-            if isinstance(event, Request):
-                self._on_handshake(event)
-            elif isinstance(event, Frame):
-                self._on_frame(event)
-        self._write_protocol_output()
+        try:
+            self._ws.receive_data(data)
+            for event in self._ws.events_received():
+                if isinstance(event, Request):
+                    self._on_handshake(event)
+                elif isinstance(event, Frame):
+                    self._on_frame(event)
+            self._write_protocol_output()
+        except Exception:
+            # A connection's boundary: a bug triggered by one client closes
+            # that client with 1011 and touches no other.
+            self.log.exception("closing the connection after an internal error")
+            self.close(closecodes.INTERNAL_ERROR, "internal_error")
 
     def eof_received(self) -> bool | None:
         """The peer half-closed; let the parser see the end of the stream."""

@@ -216,7 +216,7 @@ class KafkaSource:
             return
         self._last_probe_s = now
         try:
-            async with asyncio.timeout(self._settings.request_timeout_ms / 1000):
+            async with asyncio.timeout(self._settings.probe_timeout_ms / 1000):
                 await consumer.topics()
         except (KafkaError, TimeoutError) as e:
             self._set_up(False, reason=str(e) or type(e).__name__)
