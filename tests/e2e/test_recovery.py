@@ -1,0 +1,101 @@
+"""Resubscribing after a reconnect: a full replay, or a fresh snapshot."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.builders import make_batch, make_settings
+from tests.e2e.conftest import ScriptedSource, client, poll_until, running_gateway, updates_for
+
+pytestmark = pytest.mark.e2e
+
+
+async def _push_bids(gw, source, symbol, bids):
+    ix = gw.gateway.master.symbol_index[symbol]
+    for bid in bids:
+        source.push(make_batch([ix], bid=[bid], ask=[bid + 0.5]))
+    await poll_until(source.is_drained, what="batches applied")
+
+
+async def _subscribe_and_read(gw, symbols, until_bid):
+    async with client(gw.ws_url) as c:
+        await c.request({"op": "subscribe", "channel": "quotes", "symbols": symbols, "id": 1})
+        for symbol in symbols:
+            await c.until(lambda m, s=symbol: m.get("key") == s and m.get("bid") == until_bid)
+    return c
+
+
+async def test_resubscribe_within_history_replays_exactly_the_missed_updates(tmp_path):
+    source = ScriptedSource()
+    async with running_gateway(make_settings(tmp_path), source=source) as gw:
+        await _push_bids(gw, source, "AAPL", [1.0, 2.0])
+        first = await _subscribe_and_read(gw, ["AAPL"], until_bid=2.0)
+        last_seq = updates_for(first.received, "AAPL")[-1]["seq"]
+        await _push_bids(gw, source, "AAPL", [3.0, 4.0, 5.0])
+        async with client(gw.ws_url) as second:
+            ack = await second.request(
+                {
+                    "op": "subscribe",
+                    "channel": "quotes",
+                    "symbols": ["AAPL"],
+                    "epoch": gw.gateway.epoch,
+                    "last_seq": last_seq,
+                    "id": 2,
+                }
+            )
+            replayed = [await second.until(lambda m: m["type"] != "heartbeat") for _ in range(3)]
+
+    assert (ack["type"], ack["recovered"]) == ("subscribed", True)
+    assert [m["type"] for m in replayed] == ["update"] * 3
+    assert [m["seq"] for m in replayed] == [last_seq + 1, last_seq + 2, last_seq + 3]
+    assert [m["bid"] for m in replayed] == [3.0, 4.0, 5.0]
+
+
+async def test_resubscribe_with_another_epoch_gets_a_snapshot_marked_not_recovered(tmp_path):
+    source = ScriptedSource()
+    async with running_gateway(make_settings(tmp_path), source=source) as gw:
+        await _push_bids(gw, source, "AAPL", [1.0, 2.0])
+        async with client(gw.ws_url) as c:
+            ack = await c.request(
+                {
+                    "op": "subscribe",
+                    "channel": "quotes",
+                    "symbols": ["AAPL"],
+                    "epoch": "an-epoch-from-before-a-restart",
+                    "last_seq": 1,
+                    "id": 1,
+                }
+            )
+            snapshot = await c.until(lambda m: m["type"] == "snapshot")
+
+    assert ack["recovered"] is False
+    assert (snapshot["recovered"], snapshot["bid"], snapshot["seq"]) == (False, 2.0, 2)
+
+
+async def test_resubscribe_beyond_history_gets_snapshots_for_every_key(tmp_path):
+    source = ScriptedSource()
+    settings = make_settings(tmp_path, fanout={"recovery_history": 4})
+    async with running_gateway(settings, source=source) as gw:
+        await _push_bids(gw, source, "AAPL", [1.0])
+        await _push_bids(gw, source, "MSFT", [1.0])
+        first = await _subscribe_and_read(gw, ["AAPL", "MSFT"], until_bid=1.0)
+        seqs = {s: updates_for(first.received, s)[-1]["seq"] for s in ("AAPL", "MSFT")}
+        await _push_bids(gw, source, "AAPL", [2.0])  # within history
+        await _push_bids(gw, source, "MSFT", [float(b) for b in range(2, 12)])  # beyond it
+        async with client(gw.ws_url) as c:
+            ack = await c.request(
+                {
+                    "op": "subscribe",
+                    "channel": "quotes",
+                    "symbols": ["AAPL", "MSFT"],
+                    "epoch": gw.gateway.epoch,
+                    "last_seq": seqs,
+                    "id": 1,
+                }
+            )
+            snapshots = [await c.until(lambda m: m["type"] == "snapshot") for _ in range(2)]
+
+    assert ack["recovered"] is False
+    assert [(s["key"], s["bid"]) for s in snapshots] == [("AAPL", 2.0), ("MSFT", 11.0)]
+    assert all(s["recovered"] is False for s in snapshots)
+    assert not [m for m in c.received if m["type"] == "update"]  # never a partial replay

@@ -1,0 +1,59 @@
+"""Real servers started by test fixtures on free loopback ports.
+
+With ``CI=true`` a missing server binary fails the test run; elsewhere the
+tests that need it are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pytest
+
+__all__ = ["free_port", "require_binary", "run_process", "wait_for_port"]
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(path: str | None, what: str) -> str:
+    """Return ``path``, or fail (CI) / skip (elsewhere) when it is missing."""
+    if path and os.access(path, os.X_OK):
+        return path
+    message = f"{what} is not installed; run `make test` to install the test servers"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    """Poll until something accepts connections on ``port``, or raise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+@contextmanager
+def run_process(args: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait for its port, and kill it on exit."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield process
+    finally:
+        process.kill()
+        process.wait(timeout=10)

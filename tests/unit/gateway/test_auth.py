@@ -1,0 +1,165 @@
+"""Issuing and verifying HS256 tokens, and the machine's dev secret."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import jwt
+import pytest
+
+from gateway.auth import TokenVerifier, issue_token
+from gateway.devsecret import load_or_create_dev_secret
+from gateway.errors import AuthError
+from tests.builders import TEST_SECRET
+
+# In the past of the wall clock, except where a test says otherwise.
+NOW_S = 1_700_000_000
+
+
+def verifier(leeway_s: float = 0) -> TokenVerifier:
+    return TokenVerifier(TEST_SECRET, issuer="tickgate", leeway_s=leeway_s)
+
+
+def token(*, ttl_s: float = 60, now_s: float = NOW_S, secret: str = TEST_SECRET) -> str:
+    return issue_token(
+        secret,
+        subject="trader-1",
+        accounts=["ACC-2", "ACC-1", "ACC-2"],
+        scopes=["trade", "read"],
+        ttl_s=ttl_s,
+        now_s=now_s,
+        issuer="tickgate",
+    )
+
+
+def test_issued_token_verifies_to_its_subject_accounts_scopes_and_expiry():
+    issued = token(ttl_s=60)
+
+    principal = verifier().verify(issued, NOW_S)
+
+    assert principal.subject == "trader-1"
+    assert principal.accounts == {"ACC-1", "ACC-2"}
+    assert principal.scopes == {"read", "trade"}
+    assert principal.expires_at_s == NOW_S + 60
+    assert principal.has_scope("trade")
+    assert principal.may_read_account("ACC-1")
+    assert not principal.may_read_account("ACC-3")
+
+
+def test_token_verifies_one_second_before_expiry_without_leeway():
+    principal = verifier().verify(token(ttl_s=60), NOW_S + 59)
+
+    assert principal.subject == "trader-1"
+
+
+def test_token_is_expired_at_its_exp_without_leeway():
+    with pytest.raises(AuthError) as caught:
+        verifier().verify(token(ttl_s=60), NOW_S + 60)
+
+    assert caught.value.code == "token_expired"
+
+
+def test_leeway_accepts_a_token_shortly_after_its_exp():
+    principal = verifier(leeway_s=5).verify(token(ttl_s=60), NOW_S + 64)
+
+    assert principal.expires_at_s == NOW_S + 60
+
+
+def test_token_is_expired_once_the_leeway_has_passed():
+    with pytest.raises(AuthError) as caught:
+        verifier(leeway_s=5).verify(token(ttl_s=60), NOW_S + 65)
+
+    assert caught.value.code == "token_expired"
+
+
+def test_is_expired_applies_the_leeway_to_a_verified_principal():
+    principal = verifier(leeway_s=5).verify(token(ttl_s=60), NOW_S)
+
+    assert not verifier(leeway_s=5).is_expired(principal, NOW_S + 64)
+    assert verifier(leeway_s=5).is_expired(principal, NOW_S + 65)
+
+
+def test_token_signed_with_another_secret_is_invalid():
+    with pytest.raises(AuthError) as caught:
+        verifier().verify(token(secret="another-secret-" + "z" * 40), NOW_S)
+
+    assert caught.value.code == "token_invalid"
+
+
+@pytest.mark.parametrize("missing", ["exp", "sub"])
+def test_token_missing_a_required_claim_is_invalid(missing):
+    claims = {"sub": "trader-1", "exp": NOW_S + 60, "iss": "tickgate"}
+    del claims[missing]
+    unsigned = jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+
+    with pytest.raises(AuthError) as caught:
+        verifier().verify(unsigned, NOW_S)
+
+    assert caught.value.code == "token_invalid"
+
+
+def test_token_with_non_list_accounts_is_invalid():
+    claims = {"sub": "trader-1", "exp": NOW_S + 60, "iss": "tickgate", "accounts": "ACC-1"}
+
+    with pytest.raises(AuthError) as caught:
+        verifier().verify(jwt.encode(claims, TEST_SECRET, algorithm="HS256"), NOW_S)
+
+    assert caught.value.code == "token_invalid"
+
+
+def test_verification_uses_the_given_time_not_the_wall_clock():
+    # Issued and checked at the same instant, far ahead of the wall clock: the
+    # verifier takes the time as an argument, so the answer must not depend on
+    # when the test runs.
+    far_future_s = 4_000_000_000
+    issued = token(ttl_s=60, now_s=far_future_s)
+
+    principal = verifier().verify(issued, far_future_s)
+
+    assert principal.expires_at_s == far_future_s + 60
+
+
+def test_issue_token_refuses_a_non_positive_ttl():
+    with pytest.raises(ValueError, match="ttl_s"):
+        token(ttl_s=0)
+
+
+def test_dev_secret_is_created_once_with_mode_0600(tmp_path):
+    data_dir = tmp_path / "data"
+
+    secret = load_or_create_dev_secret(data_dir)
+
+    files = list(data_dir.iterdir())
+    assert [f.name for f in files] == ["dev-jwt-secret"]
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert len(secret) >= 32
+
+
+def test_dev_secret_is_the_same_on_the_next_call(tmp_path):
+    first = load_or_create_dev_secret(tmp_path)
+
+    second = load_or_create_dev_secret(tmp_path)
+
+    assert second == first
+    assert (tmp_path / "dev-jwt-secret").read_text(encoding="utf-8").strip() == first
+
+
+def test_dev_secret_is_never_readable_by_others_while_being_written(tmp_path, monkeypatch):
+    modes: list[int] = []
+    write_text = Path.write_text
+
+    def spy(self: Path, *args: object, **kwargs: object) -> int:
+        written = write_text(self, *args, **kwargs)
+        modes.append(stat.S_IMODE(self.stat().st_mode))
+        return written
+
+    monkeypatch.setattr(Path, "write_text", spy)
+    old_umask = os.umask(0o022)  # the common default, which leaves files world-readable
+    try:
+        load_or_create_dev_secret(tmp_path)
+    finally:
+        os.umask(old_umask)
+
+    assert all(mode & 0o077 == 0 for mode in modes), [oct(m) for m in modes]

@@ -1,0 +1,87 @@
+"""The tickgate command: token, instruments, settings errors and durations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import pytest
+
+from gateway.auth import TokenVerifier
+from gateway.cli import main, parse_duration_s
+from gateway.devsecret import load_or_create_dev_secret
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A clean TICKGATE_* environment whose data dir (and dev secret) is tmp_path."""
+    for key in list(os.environ):
+        if key.startswith("TICKGATE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TICKGATE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_token_prints_only_a_token(data_dir, capsys):
+    code = main(["token", "--account", "A", "--scope", "read", "--ttl", "1h"])
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err == ""
+    assert out.endswith("\n")
+    assert len(out.split()) == 1
+    assert out.count(".") == 2  # header.payload.signature
+
+
+def test_token_verifies_with_the_dev_secret_and_lives_for_the_ttl(data_dir, capsys):
+    before_s = time.time()
+    main(["token", "--account", "A", "--scope", "read", "--ttl", "1h"])
+    after_s = time.time()
+    token = capsys.readouterr().out.strip()
+    verifier = TokenVerifier(load_or_create_dev_secret(data_dir), issuer="tickgate", leeway_s=0)
+
+    principal = verifier.verify(token, after_s)
+
+    assert principal.subject == "A"
+    assert principal.accounts == {"A"}
+    assert principal.scopes == {"read"}
+    assert before_s + 3600 - 1 <= principal.expires_at_s <= after_s + 3600
+
+
+def test_instruments_json_prints_an_array_of_instrument_objects(data_dir, capsys):
+    code = main(["instruments", "--json"])
+
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert isinstance(rows, list)
+    assert rows
+    assert all({"symbol", "type", "currency"} <= row.keys() for row in rows)
+    aapl = next(row for row in rows if row["symbol"] == "AAPL")
+    assert (aapl["type"], aapl["currency"]) == ("equity", "USD")
+
+
+def test_invalid_setting_makes_main_return_2_naming_the_key(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("TICKGATE_NOT_A_SETTING", "1")
+
+    code = main(["instruments", "--json"])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "TICKGATE_NOT_A_SETTING" in err
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("1h", 3600.0), ("2d", 172_800.0)],
+)
+def test_parse_duration_accepts_plain_seconds_and_units(text, seconds):
+    assert parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1x", "-5", "0", "1h30m", "h", "1.5.2s"])
+def test_parse_duration_rejects_junk(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration_s(text)

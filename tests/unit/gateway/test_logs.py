@@ -1,0 +1,96 @@
+"""ThrottleFilter: one record per logger and template per interval, with a suppressed count."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.logs import ThrottleFilter
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def monotonic(monkeypatch) -> FakeMonotonic:
+    fake = FakeMonotonic()
+    monkeypatch.setattr("gateway.logs.time.monotonic", fake)
+    return fake
+
+
+def record(name: str = "gateway.sources.kafka", msg: str = "broker down: %s") -> logging.LogRecord:
+    return logging.LogRecord(name, logging.WARNING, __file__, 1, msg, ("refused",), None)
+
+
+def test_first_record_passes_unchanged(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    first = record()
+
+    assert throttle.filter(first)
+    assert first.msg == "broker down: %s"
+
+
+def test_repeats_within_the_interval_are_suppressed(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle.filter(record())
+
+    monotonic.now += 1
+    second = throttle.filter(record())
+    monotonic.now += 8.9
+    third = throttle.filter(record())
+
+    assert (second, third) == (False, False)
+
+
+def test_next_record_after_the_interval_reports_the_suppressed_count(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle.filter(record())
+    for _ in range(2):
+        monotonic.now += 1
+        throttle.filter(record())
+    monotonic.now += 9  # 11 s after the one that passed
+    later = record()
+
+    assert throttle.filter(later)
+    assert later.msg == "broker down: %s [2 similar suppressed]"
+    assert later.getMessage() == "broker down: refused [2 similar suppressed]"
+
+
+def test_record_after_a_quiet_interval_has_no_suppressed_note(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle.filter(record())
+    monotonic.now += 11
+    later = record()
+
+    assert throttle.filter(later)
+    assert later.msg == "broker down: %s"
+
+
+def test_different_templates_are_throttled_separately(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle.filter(record(msg="broker down: %s"))
+
+    assert throttle.filter(record(msg="bad record: %s"))
+
+
+def test_same_template_from_another_throttled_logger_passes(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle.filter(record(name="gateway.sources.kafka"))
+
+    assert throttle.filter(record(name="gateway.sources.upstream"))
+
+
+def test_loggers_outside_the_prefixes_are_never_throttled(monotonic):
+    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    records = [record(name="gateway.pipeline") for _ in range(3)]
+
+    passed = [throttle.filter(r) for r in records]
+
+    assert passed == [True, True, True]
+    assert [r.msg for r in records] == ["broker down: %s"] * 3

@@ -1,0 +1,365 @@
+"""Statistics and tick invariants of the seeded market model.
+
+Tolerances are four standard errors of the statistic under the model's own
+distribution, so a correct model fails with probability below ~1e-4 per check
+(and, the seeds being fixed, never flakes); each is derived where it is used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pricing.instruments import CSV_COLUMNS, InstrumentMaster, parse_instrument_csv
+from pricing.pricebook import TickBatch
+from pricing.simulator import (
+    CALM,
+    TRADING_SECONDS_PER_YEAR,
+    MarketModel,
+    ModelParams,
+    Regime,
+)
+
+DAY_S = TRADING_SECONDS_PER_YEAR / 252
+SIGMA = 0.3
+EQUITY_DRIFT = 0.05
+MARKET_SHARE = 0.25
+SECTOR_SHARE = 0.25
+SECTOR_ALPHA = range(0, 4)
+SECTOR_BETA = range(4, 8)
+STATS_STEPS = 20_000
+Emitted = tuple[InstrumentMaster, TickBatch]
+
+
+def csv_row(symbol: str, kind: str, *, sector: str, **fields: str) -> str:
+    values = {
+        "id": f"{symbol}.TEST",
+        "symbol": symbol,
+        "type": kind,
+        "currency": "USD",
+        "tick_size": "0.01",
+        "lot_size": "1",
+        "multiplier": "1",
+        "sector": sector,
+        "ref_price": "100",
+        "volatility": str(SIGMA),
+        "weight": "1",
+    } | fields
+    return ",".join(values.get(column, "") for column in CSV_COLUMNS)
+
+
+def equity_rows() -> list[str]:
+    # E0..E3 in sector "alpha", E4..E7 in sector "beta".
+    return [
+        csv_row(f"E{n}", "equity", sector="alpha" if n in SECTOR_ALPHA else "beta")
+        for n in range(8)
+    ]
+
+
+def equities_master() -> InstrumentMaster:
+    return parse_instrument_csv("\n".join([",".join(CSV_COLUMNS), *equity_rows()]) + "\n")
+
+
+def mixed_master() -> InstrumentMaster:
+    # Odd tick grids and lots, a price below one tick (bid clamps at 0) and an option.
+    rows = [
+        *equity_rows(),
+        csv_row(
+            "ESZ6", "future", sector="index", tick_size="0.25", multiplier="50", ref_price="6000"
+        ),
+        csv_row(
+            "ZNZ6",
+            "future",
+            sector="rates",
+            tick_size="0.015625",
+            multiplier="1000",
+            ref_price="110.5",
+        ),
+        csv_row(
+            "EURUSD",
+            "fx",
+            sector="fx",
+            tick_size="0.00001",
+            lot_size="1000",
+            ref_price="1.1",
+            base_currency="EUR",
+        ),
+        csv_row(
+            "7203",
+            "equity",
+            sector="autos",
+            currency="JPY",
+            tick_size="1",
+            lot_size="100",
+            ref_price="3000",
+        ),
+        csv_row("PENNY", "equity", sector="alpha", ref_price="0.004"),
+        csv_row(
+            "E0C100",
+            "option",
+            sector="alpha",
+            underlying="E0",
+            option_type="C",
+            strike="100",
+            expiry="2027-01-15",
+            ref_price="5",
+        ),
+    ]
+    return parse_instrument_csv("\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
+
+
+def daily_params(**overrides: float) -> ModelParams:
+    # No ticks are needed where only mids are read, so the rate is zero.
+    fields = {
+        "tick_rate_per_s": 0.0,
+        "step_s": DAY_S,
+        "market_share": MARKET_SHARE,
+        "sector_share": SECTOR_SHARE,
+        "equity_drift": EQUITY_DRIFT,
+    } | overrides
+    return ModelParams(**fields)
+
+
+def log_returns(model: MarketModel, steps: int) -> np.ndarray:
+    # Shape (steps, M): the per-step change of each instrument's log mid.
+    mids = np.empty((steps + 1, model.size_m))
+    mids[0] = model.mids()
+    for n in range(steps):
+        model.step(n + 1)
+        mids[n + 1] = model.mids()
+    return np.diff(np.log(mids), axis=0)
+
+
+def run_batches(model: MarketModel, steps: int) -> list[TickBatch]:
+    return [model.step(n + 1) for n in range(steps)]
+
+
+def same_batches(a: list[TickBatch], b: list[TickBatch]) -> bool:
+    columns = ("instrument_ix", "bid", "ask", "last", "size", "ts_event", "ts_recv")
+    return len(a) == len(b) and all(
+        np.array_equal(getattr(x, name), getattr(y, name))
+        for x, y in zip(a, b, strict=True)
+        for name in columns
+    )
+
+
+def mean_pair_correlation(returns: np.ndarray, pairs: list[tuple[int, int]]) -> float:
+    corr = np.corrcoef(returns, rowvar=False)
+    return float(np.mean([corr[i, j] for i, j in pairs]))
+
+
+@pytest.fixture(scope="module")
+def calm_daily_returns() -> np.ndarray:
+    model = MarketModel(equities_master(), daily_params(), seed=11)
+    return log_returns(model, STATS_STEPS)
+
+
+# --- calm statistics -------------------------------------------------------------------------
+
+
+def test_realised_volatility_matches_instrument_volatility(calm_daily_returns: np.ndarray) -> None:
+    # One series of N normal returns estimates sigma with standard error
+    # sigma / sqrt(2N) = 0.3 / 200 = 0.0015; averaging eight correlated series can
+    # only shrink it. Four standard errors: 0.006.
+    returns = calm_daily_returns
+
+    annualised = float(np.mean(returns.std(axis=0, ddof=1)) * math.sqrt(252))
+
+    assert annualised == pytest.approx(SIGMA, abs=0.006)
+
+
+def test_same_sector_correlation_is_market_plus_sector_share(
+    calm_daily_returns: np.ndarray,
+) -> None:
+    # A sample correlation has standard error (1 - rho^2) / sqrt(N):
+    # 0.75 / 141.4 = 0.0053 at rho = 0.5; a mean over pairs is no worse. 4 SE: 0.021.
+    pairs = [(i, j) for group in (SECTOR_ALPHA, SECTOR_BETA) for i in group for j in group if i < j]
+
+    correlation = mean_pair_correlation(calm_daily_returns, pairs)
+
+    assert correlation == pytest.approx(MARKET_SHARE + SECTOR_SHARE, abs=0.021)
+
+
+def test_cross_sector_correlation_is_market_share(calm_daily_returns: np.ndarray) -> None:
+    # As above at rho = 0.25: 0.9375 / 141.4 = 0.0066. 4 SE: 0.027.
+    pairs = [(i, j) for i in SECTOR_ALPHA for j in SECTOR_BETA]
+
+    correlation = mean_pair_correlation(calm_daily_returns, pairs)
+
+    assert correlation == pytest.approx(MARKET_SHARE, abs=0.027)
+
+
+def test_mean_annual_log_return_is_drift_minus_half_variance() -> None:
+    # With daily steps, 20 years of data estimate the mean with SE 0.3 / sqrt(20) = 0.07,
+    # far above the 0.005 under test. GBM steps are exact in distribution whatever
+    # their length, so step one trading year at a time: each step is one draw of the
+    # annual log return, SE 0.3 / sqrt(20_000) = 0.0021 for one series (the mean over
+    # eight correlated series is no worse). 4 SE: 0.0085, which still tells the expected
+    # 0.05 - 0.045 = 0.005 from a missing Ito term (0.05) and from no drift (-0.045).
+    model = MarketModel(equities_master(), daily_params(step_s=TRADING_SECONDS_PER_YEAR), seed=13)
+
+    returns = log_returns(model, STATS_STEPS)
+
+    assert float(returns.mean()) == pytest.approx(EQUITY_DRIFT - SIGMA**2 / 2, abs=0.0085)
+
+
+# --- regimes ---------------------------------------------------------------------------------
+
+
+def test_spike_regime_multiplies_realised_volatility_by_vol_multiplier() -> None:
+    # SE of the estimate: 0.6 / sqrt(2 * 20_000) = 0.003. 4 SE: 0.012.
+    model = MarketModel(equities_master(), daily_params(), seed=17)
+    model.set_regime(Regime("spike", vol_multiplier=2.0), steps=STATS_STEPS)
+
+    returns = log_returns(model, STATS_STEPS)
+
+    annualised = float(np.mean(returns.std(axis=0, ddof=1)) * math.sqrt(252))
+    assert annualised == pytest.approx(2.0 * SIGMA, abs=0.012)
+
+
+def test_regime_stays_in_force_until_its_last_step() -> None:
+    model = MarketModel(equities_master(), daily_params(), seed=1)
+    spike = Regime("spike", rate_multiplier=3.0, vol_multiplier=2.0)
+    model.set_regime(spike, steps=3)
+
+    run_batches(model, 2)
+
+    assert model.regime == spike
+
+
+def test_regime_returns_to_calm_after_its_steps() -> None:
+    model = MarketModel(equities_master(), daily_params(), seed=1)
+    model.set_regime(Regime("spike", rate_multiplier=3.0, vol_multiplier=2.0), steps=3)
+
+    run_batches(model, 3)
+
+    assert model.regime == CALM
+
+
+# --- tick counts: 8 instruments, 5 ms steps, 2 ticks per step expected when calm -------------
+
+COUNT_STEPS = 4_000
+COUNT_PARAMS = ModelParams(tick_rate_per_s=400.0, step_s=0.005)
+CALM_TICKS_PER_STEP = 400.0 * 0.005
+
+
+def test_calm_model_emits_tick_rate_times_step_ticks_per_step() -> None:
+    # Poisson counts: the mean of n steps at rate 2 has SE sqrt(2 / 4000) = 0.022. 4 SE: 0.09.
+    model = MarketModel(equities_master(), COUNT_PARAMS, seed=19)
+
+    counts = [len(batch) for batch in run_batches(model, COUNT_STEPS)]
+
+    assert float(np.mean(counts)) == pytest.approx(CALM_TICKS_PER_STEP, abs=0.09)
+
+
+def test_spike_regime_multiplies_mean_ticks_per_step_by_rate_multiplier() -> None:
+    # Ratio of Poisson means 8 / 2 over n = 4000 steps each: relative SE
+    # sqrt(1 / (n * 8) + 1 / (n * 2)) = 0.0125. 4 SE: 5 % of 4, i.e. 0.2.
+    calm_model = MarketModel(equities_master(), COUNT_PARAMS, seed=23)
+    spike_model = MarketModel(equities_master(), COUNT_PARAMS, seed=29)
+    spike_model.set_regime(Regime("spike", rate_multiplier=4.0), steps=COUNT_STEPS)
+
+    calm_counts = [len(batch) for batch in run_batches(calm_model, COUNT_STEPS)]
+    spike_counts = [len(batch) for batch in run_batches(spike_model, COUNT_STEPS)]
+
+    ratio = float(np.mean(spike_counts) / np.mean(calm_counts))
+    assert ratio == pytest.approx(4.0, abs=0.2)
+
+
+# --- reproducibility -------------------------------------------------------------------------
+
+TICKING_PARAMS = ModelParams(tick_rate_per_s=2_000.0, step_s=0.005)
+
+
+def test_same_seed_gives_identical_tick_batches() -> None:
+    first = MarketModel(mixed_master(), TICKING_PARAMS, seed=5)
+    second = MarketModel(mixed_master(), TICKING_PARAMS, seed=5)
+
+    batches = run_batches(first, 200), run_batches(second, 200)
+
+    assert same_batches(*batches)
+
+
+def test_different_seed_gives_different_tick_batches() -> None:
+    first = MarketModel(mixed_master(), TICKING_PARAMS, seed=5)
+    second = MarketModel(mixed_master(), TICKING_PARAMS, seed=6)
+
+    batches = run_batches(first, 200), run_batches(second, 200)
+
+    assert not same_batches(*batches)
+
+
+# --- invariants of every emitted tick --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emitted() -> Emitted:
+    # A calm stretch, then a wide-spread spike; the rate asks for 10 ticks a step.
+    master = mixed_master()
+    model = MarketModel(master, TICKING_PARAMS, seed=31)
+    calm = run_batches(model, 1_000)
+    model.set_regime(Regime("spike", rate_multiplier=2.0, vol_multiplier=3.0), steps=500)
+    spike = run_batches(model, 500)
+    return master, TickBatch.concat(calm + spike)
+
+
+def test_emitted_quotes_are_not_crossed_or_locked(emitted: Emitted) -> None:
+    _, ticks = emitted
+
+    is_ordered = ticks.bid < ticks.ask
+
+    assert is_ordered.all()
+
+
+def test_emitted_bids_are_not_negative(emitted: Emitted) -> None:
+    _, ticks = emitted
+
+    lowest = float(ticks.bid.min())
+
+    assert lowest >= 0.0
+
+
+@pytest.mark.parametrize("column", ["bid", "ask", "last"])
+def test_emitted_prices_lie_on_the_tick_grid(emitted: Emitted, column: str) -> None:
+    master, ticks = emitted
+
+    in_ticks = getattr(ticks, column) / master.tick_size[ticks.instrument_ix]
+
+    assert np.abs(in_ticks - np.rint(in_ticks)).max() <= 1e-6
+
+
+def test_emitted_last_is_the_bid_or_the_ask(emitted: Emitted) -> None:
+    _, ticks = emitted
+
+    at_touch = (ticks.last == ticks.bid) | (ticks.last == ticks.ask)
+
+    assert at_touch.all()
+
+
+def test_emitted_size_is_a_positive_whole_number_of_lots(emitted: Emitted) -> None:
+    master, ticks = emitted
+
+    lots = ticks.size / master.lot_size[ticks.instrument_ix]
+
+    assert (lots >= 1).all()
+    assert np.array_equal(lots, np.rint(lots))
+
+
+def test_options_never_tick(emitted: Emitted) -> None:
+    master, ticks = emitted
+    option_ix = master.ix("E0C100")
+
+    ticked = set(ticks.instrument_ix.tolist())
+
+    assert option_ix not in ticked
+
+
+def test_every_non_option_ticks_in_a_long_run(emitted: Emitted) -> None:
+    master, ticks = emitted
+    non_options = set(range(len(master))) - {master.ix("E0C100")}
+
+    ticked = set(ticks.instrument_ix.tolist())
+
+    assert ticked == non_options
