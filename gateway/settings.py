@@ -65,6 +65,11 @@ def _positive(settings: object, *names: str) -> None:
         _check(value > 0, name, f"must be positive, was {value}")
 
 
+def _ordered(settings: object, low_name: str, high_name: str) -> None:
+    low, high = getattr(settings, low_name), getattr(settings, high_name)
+    _check(low <= high, low_name, f"must be <= {high_name} ({high}), was {low}")
+
+
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
     """Market-data ingest: which source feeds the PriceBook, and staleness."""
@@ -219,6 +224,7 @@ class KafkaSettings:
             "retry_backoff_initial_ms",
             "retry_backoff_max_ms",
         )
+        _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +265,7 @@ class UpstreamSettings:
             "reconnect_initial_ms",
             "reconnect_max_ms",
         )
+        _ordered(self, "reconnect_initial_ms", "reconnect_max_ms")
         _check(
             "$symbols" in self.subscribe_template,
             "subscribe_template",

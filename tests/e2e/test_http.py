@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pricing.simulator import CALM
-from tests.builders import make_settings, make_token
+from tests.builders import TEST_SECRET, make_settings, make_token
 from tests.e2e.conftest import ScriptedSource, client, running_gateway
 
 pytestmark = pytest.mark.e2e
@@ -133,3 +133,17 @@ async def test_admin_spike_on_a_source_that_cannot_spike_is_409(tmp_path):
         )
 
     assert (status, orjson.loads(reply)["error"]["code"]) == (409, "spike_unavailable")
+
+
+async def test_spike_command_triggers_the_spike_on_a_running_gateway(tmp_path, monkeypatch):
+    from gateway.cli import main
+
+    monkeypatch.setenv("TICKGATE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TICKGATE_AUTH_JWT_SECRET", TEST_SECRET)
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        argv = ["spike", "--rate-multiplier", "3", "--vol-multiplier", "2", "--duration-s", "9"]
+        status = await asyncio.to_thread(main, [*argv, "--url", gw.url])
+        regime = gw.gateway.source.model.regime
+
+    assert status == 0
+    assert (regime.name, regime.rate_multiplier, regime.vol_multiplier) == ("spike", 3.0, 2.0)

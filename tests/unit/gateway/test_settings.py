@@ -276,3 +276,19 @@ def test_section_settings_are_frozen(tmp_path):
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.ws.max_inbound_bytes = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("low_key", "high_key"),
+    [
+        ("TICKGATE_UPSTREAM_RECONNECT_INITIAL_MS", "TICKGATE_UPSTREAM_RECONNECT_MAX_MS"),
+        ("TICKGATE_KAFKA_RETRY_BACKOFF_INITIAL_MS", "TICKGATE_KAFKA_RETRY_BACKOFF_MAX_MS"),
+    ],
+)
+def test_backoff_initial_above_its_maximum_raises_naming_the_key(low_key, high_key):
+    environ = {low_key: "500", high_key: "200"}
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(environ)
+
+    assert raised.value.key == low_key
