@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run   create .venv, install tickgate, run it on http://127.0.0.1:8000
 #   make test  create .venv, install tickgate + dev tools and the test servers, run every check
-PYTHON ?= python3.11
+PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
