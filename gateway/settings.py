@@ -205,6 +205,7 @@ class KafkaSettings:
     max_batch_records: int = 5_000
     fetch_wait_ms: int = 5
     commit_interval_ms: int = 1_000
+    commit_timeout_ms: int = 5_000
     request_timeout_ms: int = 40_000
     probe_interval_ms: int = 1_000
     probe_timeout_ms: int = 2_000
@@ -218,6 +219,7 @@ class KafkaSettings:
             "max_batch_records",
             "fetch_wait_ms",
             "commit_interval_ms",
+            "commit_timeout_ms",
             "request_timeout_ms",
             "probe_interval_ms",
             "probe_timeout_ms",

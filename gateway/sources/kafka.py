@@ -4,7 +4,8 @@
   (``gateway.codec``).
 - The consumer reads with ``getmany`` and commits offsets only after the
   pipeline acknowledged the batch (at most every ``commit_interval_ms``, and
-  on stop), so a restart resumes after the last applied tick.
+  on stop), so a restart resumes after the last applied tick. Commits run in
+  the background, one at a time, so a slow or dead broker never stalls ingest.
 - A record that cannot be decoded, or that the PriceBook refuses, is counted
   and produced to the dead-letter topic with its reason in the headers. It
   never stops the consumer.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -56,6 +58,7 @@ class KafkaSource:
         self._is_up = False
         self._uncommitted: dict[TopicPartition, int] = {}
         self._last_commit_s = time.monotonic()
+        self._commit_task: asyncio.Task[None] | None = None
         self._last_probe_s = 0.0
 
     @property
@@ -70,8 +73,10 @@ class KafkaSource:
         """Commit what was applied, then close the consumer and flush the DLQ producer."""
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
+        if self._commit_task is not None:
+            await self._commit_task
         if consumer is not None:
-            await self._commit(consumer)
+            await self._commit(consumer, dict(self._uncommitted))
             await consumer.stop()
         if producer is not None:
             await producer.stop()
@@ -105,10 +110,7 @@ class KafkaSource:
                 await self._dead_letter(record, rejection.reason.label, "refused by the PriceBook")
         if isinstance(batch.position, dict):
             self._uncommitted.update(batch.position)
-        consumer = self._consumer
-        interval_s = self._settings.commit_interval_ms / 1000
-        if consumer is not None and time.monotonic() - self._last_commit_s >= interval_s:
-            await self._commit(consumer)
+        self._commit_in_background()
 
     # --- internals ----------------------------------------------------------------
 
@@ -140,6 +142,11 @@ class KafkaSource:
         return self._consumer
 
     async def _disconnect(self) -> None:
+        if self._commit_task is not None:
+            self._commit_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._commit_task
+            self._commit_task = None
         for client in (self._consumer, self._producer):
             if client is not None:
                 try:
@@ -187,6 +194,7 @@ class KafkaSource:
                     await self._dead_letter(record, "bad_record", "key is not UTF-8")
         if not rows:
             self._uncommitted.update(position)
+            self._commit_in_background()
             return None
         return SourceBatch(rows.to_batch(), origins=origins, position=position)
 
@@ -223,18 +231,36 @@ class KafkaSource:
             return
         self._set_up(True)
 
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        if not self._uncommitted:
+    def _commit_in_background(self) -> None:
+        consumer = self._consumer
+        interval_s = self._settings.commit_interval_ms / 1000
+        in_flight = self._commit_task is not None and not self._commit_task.done()
+        if (
+            consumer is None
+            or in_flight
+            or not self._uncommitted
+            or time.monotonic() - self._last_commit_s < interval_s
+        ):
             return
-        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._uncommitted.items()}
+        self._last_commit_s = time.monotonic()
+        self._commit_task = asyncio.create_task(
+            self._commit(consumer, dict(self._uncommitted)), name="tickgate-kafka-commit"
+        )
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        request = {tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}
         try:
-            async with asyncio.timeout(self._settings.request_timeout_ms / 1000):
-                await consumer.commit(offsets)
+            async with asyncio.timeout(self._settings.commit_timeout_ms / 1000):
+                await consumer.commit(request)
         except (KafkaError, TimeoutError) as e:
             logger.warning("committing offsets failed (%s); will retry", e)
             return
-        self._uncommitted.clear()
-        self._last_commit_s = time.monotonic()
+        for tp, offset in offsets.items():
+            # Offsets acknowledged while the commit was in flight stay pending.
+            if self._uncommitted.get(tp) == offset:
+                del self._uncommitted[tp]
 
     def _set_up(self, is_up: bool, *, reason: str = "") -> None:
         if is_up == self._is_up:

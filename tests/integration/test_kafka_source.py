@@ -46,7 +46,8 @@ async def producer(tansu) -> AsyncIterator[AIOKafkaProducer]:
 def kafka_settings(tmp_path, bootstrap: str, topic: str, *, group: str | None = None):
     return make_settings(
         tmp_path,
-        feed={"source": "kafka", "staleness_check_ms": 50},
+        # Prices never age into staleness here: only an outage can make them stale.
+        feed={"source": "kafka", "staleness_check_ms": 50, "stale_after_ms": 600_000},
         kafka={
             "bootstrap": bootstrap,
             "topic": topic,
