@@ -126,7 +126,8 @@ def _build_source(
         sector_share=sim.sector_share,
         spread_bps=sim.spread_bps,
     )
-    return SimulatorSource(MarketModel(master, params, seed=sim.seed), sim, clock)
+    model = MarketModel(master, params, seed=sim.seed)
+    return SimulatorSource(model, sim, clock=clock, metrics=metrics)
 
 
 def build_gateway(

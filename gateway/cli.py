@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the gateway (simulator and in-memory by default)")
     run.add_argument("--host", help="listen address (TICKGATE_HOST)")
     run.add_argument("--port", help="listen port (TICKGATE_PORT)")
-    run.add_argument("--kafka", metavar="BOOTSTRAP", help="consume md.ticks from this Kafka")
-    run.add_argument("--upstream", metavar="URL", help="consume this vendor WebSocket feed")
+    feed = run.add_mutually_exclusive_group()
+    feed.add_argument("--kafka", metavar="BOOTSTRAP", help="consume md.ticks from this Kafka")
+    feed.add_argument("--upstream", metavar="URL", help="consume this vendor WebSocket feed")
     run.add_argument("--instruments", metavar="FILE", help="instrument master CSV to load")
     run.add_argument("--seed", help="simulator seed (TICKGATE_SIMULATOR_SEED)")
     run.add_argument("--tick-rate", help="simulator ticks/s (TICKGATE_SIMULATOR_TICK_RATE_PER_S)")
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     instruments = commands.add_parser("instruments", help="list the reference data")
     instruments.add_argument("--json", action="store_true", help="print a JSON array")
+    instruments.add_argument("--instruments", metavar="FILE", help="instrument master CSV")
 
     spike = commands.add_parser("spike", help="trigger a volatility spike on a running gateway")
     spike.add_argument("--rate-multiplier", type=float, default=10.0)
@@ -66,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_overrides(args: argparse.Namespace) -> dict[str, str]:
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
     overrides: dict[str, str] = {}
     flags = {
         "host": "TICKGATE_HOST",
@@ -78,13 +80,13 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, str]:
         "log_level": "TICKGATE_LOG_LEVEL",
     }
     for attr, key in flags.items():
-        value = getattr(args, attr)
+        value = getattr(args, attr, None)
         if value is not None:
             overrides[key] = str(value)
-    if args.kafka is not None:
+    if getattr(args, "kafka", None) is not None:
         overrides["TICKGATE_FEED_SOURCE"] = "kafka"
         overrides["TICKGATE_KAFKA_BOOTSTRAP"] = args.kafka
-    if args.upstream is not None:
+    if getattr(args, "upstream", None) is not None:
         overrides["TICKGATE_FEED_SOURCE"] = "upstream"
         overrides["TICKGATE_UPSTREAM_URL"] = args.upstream
     return overrides
@@ -160,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tickgate`` console script."""
     args = _parser().parse_args(argv)
     try:
-        overrides = _run_overrides(args) if args.command == "run" else {}
+        overrides = _overrides(args)
         settings = Settings.from_env(os.environ, overrides)
         if args.command == "run":
             from gateway.server import serve

@@ -32,7 +32,9 @@ class ThrottleFilter(logging.Filter):
         """Return whether ``record`` should be emitted."""
         if not record.name.startswith(self._prefixes):
             return True
-        key = (record.name, record.msg)
+        # A logger adapter that decorates messages (per connection) passes the
+        # undecorated template as throttle_key, so repeats across connections match.
+        key = (record.name, getattr(record, "throttle_key", record.msg))
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last[0] < self._interval_s:

@@ -26,9 +26,11 @@ class Counters:
     ticks_accepted: int = 0
     tick_batches: int = 0
     ticks_rejected: Counter[str] = field(default_factory=Counter)
+    records_refused: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
-    feed_reconnects: int = 0
+    feed_connects: int = 0
     feed_gaps: int = 0
+    simulator_skipped_steps: int = 0
     ws_connections: int = 0
     ws_frames_sent: int = 0
     ws_bytes_sent: int = 0
@@ -42,10 +44,12 @@ _HELP = {
     "ticks_received": "Ticks read from the market-data source.",
     "ticks_accepted": "Ticks applied to the PriceBook.",
     "tick_batches": "Tick batches applied.",
-    "ticks_rejected": "Ticks refused, by reason.",
-    "dead_letters": "Source records dead-lettered, by reason.",
-    "feed_reconnects": "Reconnections of the market-data source.",
+    "ticks_rejected": "Ticks refused by the PriceBook, by reason.",
+    "records_refused": "Source records that could not be decoded, by reason.",
+    "dead_letters": "Records produced to the Kafka dead-letter topic, by reason.",
+    "feed_connects": "Times the market-data source connected, the first time included.",
     "feed_gaps": "Sequence gaps seen on the upstream feed.",
+    "simulator_skipped_steps": "Simulator steps skipped because the loop fell behind.",
     "ws_connections": "WebSocket connections accepted.",
     "ws_frames_sent": "WebSocket data frames sent.",
     "ws_bytes_sent": "Payload bytes of WebSocket data frames sent.",
@@ -56,6 +60,7 @@ _HELP = {
 }
 _LABEL = {
     "ticks_rejected": "reason",
+    "records_refused": "reason",
     "dead_letters": "reason",
     "ws_errors": "code",
     "ws_closes": "code",

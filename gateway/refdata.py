@@ -5,18 +5,30 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from gateway.errors import SettingsError
+from pricing.errors import ReferenceDataError
 from pricing.instruments import Instrument, InstrumentMaster, parse_instrument_csv
 
 __all__ = ["instrument_json", "load_master"]
 
+_KEY = "TICKGATE_FEED_INSTRUMENTS_FILE"
+
 
 def load_master(path: Path | None = None) -> InstrumentMaster:
-    """Parse the master from ``path``, or the one shipped in ``pricing/data``."""
+    """Parse the master from ``path``, or the one shipped in ``pricing/data``.
+
+    A file that cannot be read or parsed raises ``SettingsError`` naming
+    ``TICKGATE_FEED_INSTRUMENTS_FILE``.
+    """
     if path is None:
         text = resources.files("pricing").joinpath("data/instruments.csv").read_text("utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    return parse_instrument_csv(text)
+        return parse_instrument_csv(text)
+    try:
+        return parse_instrument_csv(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(_KEY, f"cannot read {path}: {e}") from e
+    except ReferenceDataError as e:
+        raise SettingsError(_KEY, f"{path}: {e}") from e
 
 
 def instrument_json(instrument: Instrument) -> dict[str, object]:

@@ -29,7 +29,7 @@ def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
         lifespan="on",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 

@@ -184,6 +184,7 @@ class SimulatorSettings:
 
     def __post_init__(self) -> None:
         _positive(self, "tick_rate_per_s", "step_ms", "max_catchup_steps")
+        _check(self.spread_bps >= 0, "spread_bps", f"must be >= 0, was {self.spread_bps}")
         for name in ("market_share", "sector_share"):
             value = getattr(self, name)
             _check(0 <= value <= 1, name, f"must be within [0, 1], was {value}")
@@ -290,7 +291,7 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path("~/.local/share/tickgate")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    shutdown_timeout_s: float = 10.0
+    shutdown_timeout_s: int = 10
     feed: FeedSettings = field(default_factory=FeedSettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     fanout: FanoutSettings = field(default_factory=FanoutSettings)

@@ -324,7 +324,8 @@ class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
 
     def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
         extra = self.extra or {}
-        return f"[conn {extra.get('conn_id')} account {extra.get('account_id')}] {msg}", kwargs
+        kwargs["extra"] = {"throttle_key": msg}
+        return f"[conn {extra.get('conn_id')} sub {extra.get('account_id')}] {msg}", kwargs
 
 
 def _bearer_token(header: str | None) -> str | None:

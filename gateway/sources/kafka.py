@@ -8,7 +8,8 @@
   the background, one at a time, so a slow or dead broker never stalls ingest.
 - A record that cannot be decoded, or that the PriceBook refuses, is counted
   and produced to the dead-letter topic with its reason in the headers. It
-  never stops the consumer.
+  never stops the consumer, and offsets are never committed past a dead
+  letter the broker has not confirmed (``_deadletters.py``).
 - When the broker cannot be reached the source reports itself down (the
   gateway then marks every price stale), logs once per interval and keeps
   retrying with backoff; it comes back up by itself.
@@ -32,6 +33,7 @@ from gateway.codec import DecodeError, TickDecoder, TickRows
 from gateway.metrics import Metrics
 from gateway.pipeline import Rejection, SourceBatch
 from gateway.settings import KafkaSettings
+from gateway.sources._deadletters import DeadLetterQueue
 from pricing.instruments import InstrumentMaster
 
 __all__ = ["KafkaSource"]
@@ -59,6 +61,7 @@ class KafkaSource:
         self._uncommitted: dict[TopicPartition, int] = {}
         self._last_commit_s = time.monotonic()
         self._commit_task: asyncio.Task[None] | None = None
+        self._dead_letters = DeadLetterQueue(settings.dlq_topic, metrics)
         self._last_probe_s = 0.0
 
     @property
@@ -70,17 +73,24 @@ class KafkaSource:
         """Connections are made by ``batches``, so a down broker does not stop startup."""
 
     async def stop(self) -> None:
-        """Commit what was applied, then close the consumer and flush the DLQ producer."""
+        """Wait for dead letters, commit what was applied, close both clients."""
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
-        if self._commit_task is not None:
-            await self._commit_task
-        if consumer is not None:
-            await self._commit(consumer, dict(self._uncommitted))
-            await consumer.stop()
-        if producer is not None:
-            await producer.stop()
         self._is_up = False
+        try:
+            if self._commit_task is not None:
+                await self._commit_task
+            if consumer is not None and producer is not None:
+                await self._commit(consumer, producer)
+        finally:
+            self._dead_letters.cancel()
+            # Close both even when the broker is gone and a close fails.
+            for client in (consumer, producer):
+                if client is not None:
+                    try:
+                        await client.stop()
+                    except Exception:
+                        logger.exception("closing a kafka client failed")
 
     async def batches(self) -> AsyncIterator[SourceBatch]:
         """Yield decoded batches; connect, and reconnect with backoff, as needed."""
@@ -107,7 +117,7 @@ class KafkaSource:
             for rejection in rejected:
                 record = batch.origins[rejection.row]
                 assert isinstance(record, ConsumerRecord)
-                await self._dead_letter(record, rejection.reason.label, "refused by the PriceBook")
+                self._dead_letter(record, rejection.reason.label, "refused by the PriceBook")
         if isinstance(batch.position, dict):
             self._uncommitted.update(batch.position)
         self._commit_in_background()
@@ -142,6 +152,7 @@ class KafkaSource:
         return self._consumer
 
     async def _disconnect(self) -> None:
+        self._dead_letters.cancel()
         if self._commit_task is not None:
             self._commit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -151,7 +162,7 @@ class KafkaSource:
             if client is not None:
                 try:
                     await client.stop()
-                except KafkaError as e:
+                except Exception as e:
                     logger.debug("closing a kafka client failed: %s", e)
         self._consumer = self._producer = None
 
@@ -189,32 +200,22 @@ class KafkaSource:
                     rows.append(decoder.decode(obj, ts_recv, key_symbol=key, seq=record.offset))
                     origins.append(record)
                 except DecodeError as e:
-                    await self._dead_letter(record, e.reason, e.detail)
+                    self._refuse(record, e.reason, e.detail)
                 except UnicodeDecodeError:
-                    await self._dead_letter(record, "bad_record", "key is not UTF-8")
+                    self._refuse(record, "bad_record", "key is not UTF-8")
         if not rows:
             self._uncommitted.update(position)
             self._commit_in_background()
             return None
         return SourceBatch(rows.to_batch(), origins=origins, position=position)
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
-    ) -> None:
-        self._metrics.counters.dead_letters[reason] += 1
-        producer = self._producer
-        if producer is None:
-            logger.error("dead letter lost, no producer: %s at offset %d", reason, record.offset)
-            return
-        headers = [
-            ("tickgate.reason", reason.encode()),
-            ("tickgate.detail", detail[:500].encode()),
-            ("tickgate.source", f"{record.topic}/{record.partition}@{record.offset}".encode()),
-        ]
-        delivery = await producer.send(
-            self._settings.dlq_topic, value=record.value, key=record.key, headers=headers
-        )
-        delivery.add_done_callback(_log_failed_delivery)
+    def _refuse(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        self._metrics.counters.records_refused[reason] += 1
+        self._dead_letter(record, reason, detail)
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        assert self._producer is not None  # batches exist only while connected
+        self._dead_letters.add(self._producer, record, reason, detail)
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
         # An idle topic and a dead broker both fetch nothing; a metadata request
@@ -232,11 +233,12 @@ class KafkaSource:
         self._set_up(True)
 
     def _commit_in_background(self) -> None:
-        consumer = self._consumer
+        consumer, producer = self._consumer, self._producer
         interval_s = self._settings.commit_interval_ms / 1000
         in_flight = self._commit_task is not None and not self._commit_task.done()
         if (
             consumer is None
+            or producer is None
             or in_flight
             or not self._uncommitted
             or time.monotonic() - self._last_commit_s < interval_s
@@ -244,10 +246,13 @@ class KafkaSource:
             return
         self._last_commit_s = time.monotonic()
         self._commit_task = asyncio.create_task(
-            self._commit(consumer, dict(self._uncommitted)), name="tickgate-kafka-commit"
+            self._commit(consumer, producer), name="tickgate-kafka-commit"
         )
 
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        self._dead_letters.retry(producer)
+        await self._dead_letters.wait_delivered(self._settings.commit_timeout_ms / 1000)
+        offsets = self._dead_letters.clamp(self._uncommitted)
         if not offsets:
             return
         request = {tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}
@@ -258,7 +263,8 @@ class KafkaSource:
             logger.warning("committing offsets failed (%s); will retry", e)
             return
         for tp, offset in offsets.items():
-            # Offsets acknowledged while the commit was in flight stay pending.
+            # Offsets acknowledged while the commit was in flight, or held back
+            # by an undelivered dead letter, stay pending.
             if self._uncommitted.get(tp) == offset:
                 del self._uncommitted[tp]
 
@@ -267,12 +273,7 @@ class KafkaSource:
             return
         self._is_up = is_up
         if is_up:
-            self._metrics.counters.feed_reconnects += 1
+            self._metrics.counters.feed_connects += 1
             logger.info("kafka %s is up", self._bootstrap)
         else:
             logger.warning("kafka %s is down (%s); prices go stale", self._bootstrap, reason)
-
-
-def _log_failed_delivery(delivery: asyncio.Future[object]) -> None:
-    if not delivery.cancelled() and delivery.exception() is not None:
-        logger.error("dead letter not delivered: %s", delivery.exception())

@@ -14,6 +14,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 
 from gateway.clock import Clock
+from gateway.metrics import Metrics
 from gateway.pipeline import Rejection, SourceBatch
 from gateway.settings import SimulatorSettings
 from pricing.pricebook import TickBatch
@@ -30,11 +31,13 @@ class SimulatorSource:
     name = "simulator"
     is_up = True
 
-    def __init__(self, model: MarketModel, settings: SimulatorSettings, clock: Clock) -> None:
+    def __init__(
+        self, model: MarketModel, settings: SimulatorSettings, *, clock: Clock, metrics: Metrics
+    ) -> None:
         self.model = model
         self._settings = settings
         self._clock = clock
-        self.skipped_steps = 0
+        self._counters = metrics.counters
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -70,7 +73,7 @@ class SimulatorSource:
                 await asyncio.sleep(origin + (done + 1) * step_s - loop.time())
                 continue
             if due > max_catchup:
-                self.skipped_steps += due - max_catchup
+                self._counters.simulator_skipped_steps += due - max_catchup
                 done += due - max_catchup
                 due = max_catchup
             now_ns = self._clock.now_ns()

@@ -145,6 +145,8 @@ class UpstreamSource:
                 self._add(message, rows)
             if self._has_gap and s.resubscribe_on_gap:
                 self._has_gap = False
+                # Vendors may renumber after a subscribe: start expecting afresh.
+                self._expected_seq = None
                 await ws.send(self._subscribe)
             if rows:
                 yield SourceBatch(rows.to_batch())
@@ -176,12 +178,12 @@ class UpstreamSource:
         self._expected_seq = seq + 1
 
     def _reject(self, error: DecodeError) -> None:
-        self._metrics.counters.dead_letters[error.reason] += 1
+        self._metrics.counters.records_refused[error.reason] += 1
         logger.warning("upstream sent an unusable message: %s", error)
 
     def _set_up(self, is_up: bool) -> None:
         if is_up != self._is_up:
             self._is_up = is_up
             if is_up:
-                self._metrics.counters.feed_reconnects += 1
+                self._metrics.counters.feed_connects += 1
                 logger.info("upstream %s connected and subscribed", self._url)

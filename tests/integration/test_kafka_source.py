@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.builders import make_settings
@@ -101,7 +101,8 @@ async def test_bad_records_go_to_the_dlq_with_reasons_and_the_stream_goes_on(
         ),
         (b"MSFT", tick("AAPL", 5.0), "bad_record"),
     ]
-    settings = kafka_settings(tmp_path, tansu.bootstrap, topic)
+    group = f"gateway-{uuid.uuid4().hex[:8]}"
+    settings = kafka_settings(tmp_path, tansu.bootstrap, topic, group=group)
     async with running_gateway(settings) as gw, client(gw.ws_url) as c:
         await c.request({"op": "subscribe", "channel": "quotes", "symbols": ["AAPL"], "id": 1})
         for key, value, _ in bad:
@@ -129,6 +130,20 @@ async def test_bad_records_go_to_the_dlq_with_reasons_and_the_stream_goes_on(
     assert sorted(r.value for r in records) == sorted(value for _, value, _ in bad)
     assert all(dict(r.headers)["tickgate.source"].startswith(topic.encode()) for r in records)
     assert sum(dead_letters.values()) == len(bad)
+    # Every record was applied or dead-lettered, and the group committed past all of them.
+    assert await committed_total(tansu.bootstrap, group, topic) == len(bad) + 1
+
+
+async def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the group's committed offsets over the topic's partitions."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        committed = [await consumer.committed(TopicPartition(topic, p)) for p in partitions]
+    finally:
+        await consumer.stop()
+    return sum(offset or 0 for offset in committed)
 
 
 async def test_restarted_consumer_resumes_without_loss_or_duplicates(

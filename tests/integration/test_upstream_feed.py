@@ -117,12 +117,12 @@ async def test_dropped_connection_reconnects_and_resubscribes(tmp_path, vendor):
         await poll_until(lambda: len(vendor.subscriptions) == 2, what="the resubscription")
         vendor.outgoing.put_nowait(vendor.tick("AAPL", 271.0, 2))
         fresh = await c.until(lambda m: m["type"] == "update" and m["bid"] == 271.0)
-        reconnects = gw.gateway.metrics.counters.feed_reconnects
+        connects = gw.gateway.metrics.counters.feed_connects
 
     assert (stale["bid"], stale["stale"]) == (270.0, True)
     assert vendor.subscriptions[0] == vendor.subscriptions[1]
     assert fresh["stale"] is False
-    assert reconnects == 2
+    assert connects == 2
 
 
 async def test_sequence_gap_is_counted_and_answered_by_resubscribing(tmp_path, vendor):
@@ -149,7 +149,7 @@ async def test_unusable_vendor_messages_are_counted_and_skipped(tmp_path, vendor
         await poll_until(lambda: gw.gateway.book.bid[ix] == 99.0, what="the good tick")
         counters = gw.gateway.metrics.counters
 
-    assert counters.dead_letters["bad_record"] == 1
+    assert counters.records_refused["bad_record"] == 1
     assert counters.ticks_rejected["negative"] == 1
 
 
@@ -162,3 +162,21 @@ async def test_feed_that_is_down_at_start_is_retried_until_it_comes_up(tmp_path)
             subscriptions = list(feed.subscriptions)
 
     assert subscriptions == [{"action": "subscribe", "params": ["AAPL", "MSFT"]}]
+
+
+async def test_vendor_that_renumbers_after_a_resubscribe_causes_no_resubscribe_loop(
+    tmp_path, vendor
+):
+    async with running_gateway(upstream_settings(tmp_path, vendor)) as gw:
+        await poll_until(lambda: vendor.subscriptions, what="the subscription")
+        for seq in (10, 11, 15):  # a gap: the source resubscribes
+            vendor.outgoing.put_nowait(vendor.tick("AAPL", float(seq), seq))
+        await poll_until(lambda: len(vendor.subscriptions) == 2, what="the resubscription")
+        for seq in (1, 2, 3):  # the vendor starts its numbering again
+            vendor.outgoing.put_nowait(vendor.tick("AAPL", 100.0 + seq, seq))
+        ix = gw.gateway.master.symbol_index["AAPL"]
+        await poll_until(lambda: gw.gateway.book.bid[ix] == 103.0, what="the renumbered ticks")
+        counters = gw.gateway.metrics.counters
+
+    assert counters.feed_gaps == 1
+    assert len(vendor.subscriptions) == 2

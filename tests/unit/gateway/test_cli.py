@@ -85,3 +85,32 @@ def test_parse_duration_accepts_plain_seconds_and_units(text, seconds):
 def test_parse_duration_rejects_junk(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration_s(text)
+
+
+def test_unreadable_instruments_file_is_a_setting_error_naming_the_key(data_dir, tmp_path, capsys):
+    missing = tmp_path / "nope.csv"
+
+    status = main(["instruments", "--instruments", str(missing)])
+
+    assert status == 2
+    assert "TICKGATE_FEED_INSTRUMENTS_FILE" in capsys.readouterr().err
+
+
+def test_malformed_instruments_file_is_a_setting_error_with_the_line(data_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol,type\nAAPL,equity\n", encoding="utf-8")
+
+    status = main(["instruments", "--instruments", str(bad)])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "TICKGATE_FEED_INSTRUMENTS_FILE" in err
+    assert "line 1" in err
+
+
+def test_kafka_and_upstream_together_are_refused(data_dir, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--kafka", "127.0.0.1:9092", "--upstream", "ws://127.0.0.1:1"])
+
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

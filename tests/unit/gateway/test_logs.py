@@ -94,3 +94,24 @@ def test_loggers_outside_the_prefixes_are_never_throttled(monotonic):
 
     assert passed == [True, True, True]
     assert [r.msg for r in records] == ["broker down: %s"] * 3
+
+
+def test_connection_log_repeats_across_connections_are_throttled_as_one(monotonic):
+    from gateway.wsserver import _ConnectionLog
+
+    throttle = ThrottleFilter(["gateway.wsserver"], interval_s=10.0)
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("gateway.wsserver.test-throttle")
+    logger.propagate = False
+    handler = logging.Handler()
+    handler.emit = records.append
+    handler.addFilter(throttle)
+    logger.addHandler(handler)
+    try:
+        for conn_id in range(5):
+            _ConnectionLog(logger, {"conn_id": conn_id, "account_id": "bob"}).warning("flood")
+    finally:
+        logger.removeHandler(handler)
+
+    assert len(records) == 1
+    assert records[0].getMessage() == "[conn 0 sub bob] flood"
