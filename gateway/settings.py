@@ -125,12 +125,16 @@ class FanoutSettings:
 
     The socket stops taking writes above ``write_buffer_high_bytes`` and
     resumes below ``write_buffer_low_bytes`` (the water-mark pair).
+    ``socket_send_buffer_bytes`` caps the kernel's send buffer per connection
+    (0 keeps the kernel's autotuning, which can grow to megabytes and hide a
+    lagging client's backlog from the conflation).
     """
 
     env_section: ClassVar[str] = "FANOUT"
     max_outbox_bytes: int = 1_048_576
     write_buffer_high_bytes: int = 65_536
     write_buffer_low_bytes: int = 16_384
+    socket_send_buffer_bytes: int = 262_144
     slow_consumer_grace_ms: int = 5_000
     recovery_history: int = 32
     sweep_interval_ms: int = 250
@@ -144,6 +148,8 @@ class FanoutSettings:
             "recovery_history",
             "sweep_interval_ms",
         )
+        send_buffer = self.socket_send_buffer_bytes
+        _check(send_buffer >= 0, "socket_send_buffer_bytes", f"must be >= 0, was {send_buffer}")
         low, high = self.write_buffer_low_bytes, self.write_buffer_high_bytes
         _check(
             0 <= low < high,

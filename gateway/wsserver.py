@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -100,6 +101,11 @@ class WebSocketConnection(asyncio.Protocol):
             transport.set_write_buffer_limits(
                 high=fanout.write_buffer_high_bytes, low=fanout.write_buffer_low_bytes
             )
+            sock = transport.get_extra_info("socket")
+            if fanout.socket_send_buffer_bytes and sock is not None:
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, fanout.socket_send_buffer_bytes
+                )
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the WebSocket parser and handle what it produced."""

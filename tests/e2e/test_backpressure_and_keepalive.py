@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
@@ -151,3 +153,15 @@ async def test_conflated_updates_state_their_seq_range(tmp_path):
         assert_gap_free(updates)
         assert updates[-1]["bid"] == price
     assert any("seq_from" in m for m in slow.messages)
+
+
+async def test_kernel_send_buffer_of_each_connection_is_capped(tmp_path):
+    settings = make_settings(tmp_path, fanout={"socket_send_buffer_bytes": 32_768})
+    async with running_gateway(settings, source=ScriptedSource()) as gw, client(gw.ws_url) as c:
+        await c.request({"op": "ping", "id": 1})
+        (connection,) = gw.gateway.hub.connections
+        sock = connection._transport.get_extra_info("socket")
+        send_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+    # Linux doubles the value it is given, for its bookkeeping.
+    assert 32_768 <= send_buffer <= 2 * 32_768
