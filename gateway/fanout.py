@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Protocol
 
-from gateway.outbox import Outbox, encode_body
+from gateway.outbox import Body, Outbox, encode_body
 from gateway.session import Message, Recovery, Subscribe, Unsubscribe, with_request_id
 
 __all__ = ["Channel", "KeyState", "Subscriber", "Topic"]
@@ -63,14 +63,14 @@ class KeyState:
 
     __slots__ = ("history", "key", "outbox_key", "seq", "subscribers")
 
-    def __init__(self, channel: str, key: str, history: int) -> None:
+    def __init__(self, channel: str, key: str, history: int, seq: int = 0) -> None:
         self.key = key
         self.outbox_key: Hashable = (channel, key)
-        self.seq = 0
-        self.history: deque[tuple[int, bytes]] = deque(maxlen=history)
+        self.seq = seq
+        self.history: deque[tuple[int, Body]] = deque(maxlen=history)
         self.subscribers: set[Subscriber] = set()
 
-    def replay_after(self, last_seq: int) -> list[bytes] | None:
+    def replay_after(self, last_seq: int) -> list[Body] | None:
         """Bodies of every update after ``last_seq``, or None if history lacks one."""
         missing = self.seq - last_seq
         if missing < 0:
@@ -90,6 +90,14 @@ class Topic:
 
     ``snapshot`` builds the snapshot message of a key (without seq, epoch and
     type, which the topic adds).
+
+    By default a key's state lives for ever. A channel with many keys, few of
+    them watched (accounts), passes ``initial_seq`` and ``on_idle``: a key's
+    state then exists only while it has subscribers, starts at the seq the
+    channel kept for it, and is handed back to ``on_idle`` (with its seq) when
+    the last subscriber leaves. Its recovery history goes with it, so a later
+    resubscribe gets a snapshot: a replay is never offered over updates that
+    were not recorded.
     """
 
     def __init__(
@@ -99,11 +107,15 @@ class Topic:
         epoch: str,
         history: int,
         snapshot: Callable[[KeyState], Message],
+        initial_seq: Callable[[str], int] | None = None,
+        on_idle: Callable[[KeyState], None] | None = None,
     ) -> None:
         self.channel = channel
         self.epoch = epoch
         self._history = history
         self._snapshot = snapshot
+        self._initial_seq = initial_seq
+        self._on_idle = on_idle
         self._states: dict[str, KeyState] = {}
         self._keys_of: dict[Subscriber, set[str]] = {}
 
@@ -111,11 +123,16 @@ class Topic:
         """Return the state of ``key``, creating it on first use."""
         st = self._states.get(key)
         if st is None:
-            st = self._states[key] = KeyState(self.channel, key, self._history)
+            seq = self._initial_seq(key) if self._initial_seq is not None else 0
+            st = self._states[key] = KeyState(self.channel, key, self._history, seq)
         return st
 
+    def live_state(self, key: str) -> KeyState | None:
+        """The state of ``key`` if it exists now."""
+        return self._states.get(key)
+
     @staticmethod
-    def publish(st: KeyState, body: bytes) -> None:
+    def publish(st: KeyState, body: Body) -> None:
         """Record an update encoded with seq ``st.seq + 1`` and queue it for subscribers.
 
         The caller flushes the subscribers once per batch, so each gets one frame.
@@ -161,7 +178,9 @@ class Topic:
         """Drop every subscription of ``subscriber``."""
         keys = self._keys_of.pop(subscriber, set())
         for key in keys:
-            self._states[key].subscribers.discard(subscriber)
+            st = self._states[key]
+            st.subscribers.discard(subscriber)
+            self._release_if_idle(st)
 
     def subscriber_count(self) -> int:
         """Connections with at least one subscription on this channel."""
@@ -178,10 +197,17 @@ class Topic:
         subscriber.outbox.drop_state(st.outbox_key for st in dropped)
         if not mine:
             del self._keys_of[subscriber]
+        for st in dropped:
+            self._release_if_idle(st)
+
+    def _release_if_idle(self, st: KeyState) -> None:
+        if self._on_idle is not None and not st.subscribers:
+            del self._states[st.key]
+            self._on_idle(st)
 
     def _replays(
         self, states: Sequence[KeyState], recovery: Recovery | None
-    ) -> list[list[bytes]] | None:
+    ) -> list[list[Body]] | None:
         # All keys replay or none does: a partial replay is never sent.
         if recovery is None or recovery.epoch != self.epoch:
             return None

@@ -1,7 +1,9 @@
 """Per-client outbound buffering: encoded message bodies in, frames out.
 
 A message is held as its *body*: its JSON object without the closing brace,
-encoded once and shared by every client that receives it. Frame assembly
+encoded once and shared by every client that receives it. A channel whose
+updates carry only part of a key's state (the changed rows of a portfolio)
+queues a ``Delta`` instead, which knows how to merge with a newer one. Frame assembly
 appends the per-frame tail ``,"ts_sent":<ns>}`` to each body and joins them
 into one JSON array, so a frame costs one ``join`` whatever the fan-out.
 
@@ -17,13 +19,13 @@ Two lanes:
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
 from gateway.session import Message
 
-__all__ = ["OutboundBound", "Outbox", "encode_body"]
+__all__ = ["Body", "Delta", "OutboundBound", "Outbox", "encode_body"]
 
 _FRAME_OPEN: Final = b"["
 _FRAME_CLOSE: Final = b"]"
@@ -34,14 +36,34 @@ def encode_body(message: Message) -> bytes:
     return orjson.dumps(message)[:-1]
 
 
+class Delta(Protocol):
+    """An update that carries part of a key's state and merges with newer ones."""
+
+    def merged_with(self, newer: Delta) -> Delta:
+        """One update standing for this one followed by ``newer``."""
+        ...
+
+    def body(self) -> bytes:
+        """The encoded body (without the closing brace)."""
+        ...
+
+
+Body = bytes | Delta
+
+
+def _encoded(body: Body) -> bytes:
+    return body if isinstance(body, bytes) else body.body()
+
+
 class _Pending:
     # The latest unsent update of one key, and the first seq it stands for.
-    __slots__ = ("body", "first_seq", "seq")
+    __slots__ = ("body", "first_seq", "seq", "size")
 
-    def __init__(self, seq: int, body: bytes) -> None:
+    def __init__(self, seq: int, body: Body) -> None:
         self.first_seq = seq
         self.seq = seq
         self.body = body
+        self.size = len(_encoded(body))
 
 
 class Outbox:
@@ -58,21 +80,29 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._control) or bool(self._state)
 
-    def push_control(self, body: bytes) -> None:
+    def push_control(self, body: Body) -> None:
         """Queue a message that must be delivered, in order."""
-        self._control.append(body)
-        self.queued_bytes += len(body)
+        encoded = _encoded(body)
+        self._control.append(encoded)
+        self.queued_bytes += len(encoded)
 
-    def push_state(self, key: Hashable, seq: int, body: bytes) -> None:
-        """Queue the latest update for ``key``, replacing an unsent one."""
+    def push_state(self, key: Hashable, seq: int, body: Body) -> None:
+        """Queue the latest update for ``key``, merging with (or replacing) an unsent one."""
         entry = self._state.get(key)
         if entry is None:
-            self._state[key] = _Pending(seq, body)
-            self.queued_bytes += len(body)
+            entry = self._state[key] = _Pending(seq, body)
+            self.queued_bytes += entry.size
             return
-        self.queued_bytes += len(body) - len(entry.body)
+        if isinstance(body, bytes):
+            entry.body = body
+        else:
+            old = entry.body
+            assert not isinstance(old, bytes)  # a key's updates are all of one kind
+            entry.body = old.merged_with(body)
         entry.seq = seq
-        entry.body = body
+        size = len(_encoded(entry.body))
+        self.queued_bytes += size - entry.size
+        entry.size = size
         self.conflated += 1
 
     def drop_state(self, keys: Iterable[Hashable]) -> None:
@@ -80,7 +110,7 @@ class Outbox:
         for key in keys:
             entry = self._state.pop(key, None)
             if entry is not None:
-                self.queued_bytes -= len(entry.body)
+                self.queued_bytes -= entry.size
 
     def take_frame(self, ts_sent_ns: int) -> bytes | None:
         """Return every queued message as one JSON-array frame and empty the outbox."""
@@ -88,10 +118,10 @@ class Outbox:
             return None
         parts = self._control
         for entry in self._state.values():
-            body = entry.body
-            parts.append(
-                body if entry.first_seq == entry.seq else body + b',"seq_from":%d' % entry.first_seq
-            )
+            body = _encoded(entry.body)
+            if entry.first_seq != entry.seq:
+                body += b',"seq_from":%d' % entry.first_seq
+            parts.append(body)
         self._control = []
         self._state = {}
         self.queued_bytes = 0
