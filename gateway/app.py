@@ -1,8 +1,11 @@
 """The composition root: ``create_app(settings)`` builds and wires everything.
 
-This is the one place that picks adapters (simulator, Kafka or upstream feed),
-builds the PriceBook, the channels and the connection hub, and owns the
-long-running tasks, which it starts and stops in the Starlette lifespan.
+This is the one place that picks adapters (simulator, Kafka or upstream feed;
+memory or Redis position store), builds the PriceBook, the portfolio engine,
+the channels and the connection hub, and owns the long-running tasks, which
+it starts and stops in the Starlette lifespan. The portfolio is assembled at
+startup, after the position store's warm start and before any client can
+connect.
 """
 
 from __future__ import annotations
@@ -18,26 +21,59 @@ from starlette.applications import Starlette
 
 from gateway import closecodes
 from gateway.auth import TokenVerifier
-from gateway.channels import QUOTES, QuotesChannelSpec
+from gateway.channels import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import load_or_create_dev_secret
 from gateway.hub import HUB_STATE_KEY, ConnectionHub
 from gateway.metrics import Metrics
 from gateway.pipeline import MarketDataPipeline, MarketDataSource
+from gateway.portfolio import PortfolioChannel
+from gateway.positionsfile import load_positions_file
 from gateway.quotes import QuotesChannel
 from gateway.refdata import load_master
+from gateway.riskworker import LoopMonitor, RiskWorker
 from gateway.routes import http_routes
 from gateway.settings import Settings
 from gateway.sources.simulator import SimulatorSource
+from gateway.storesync import PositionSync
+from portfolio.demo import demo_records
+from portfolio.engine import PortfolioEngine
+from portfolio.errors import StoreUnavailable
+from portfolio.fx import FxTable
+from portfolio.memory import MemoryPositionStore
+from portfolio.positions import PositionBook
+from portfolio.records import load_records, record_of
+from portfolio.redis import RedisPositionStore
+from portfolio.riskrun import RiskUniverse
+from portfolio.store import AccountRecord, PositionStore
+from portfolio.types import AccountId, Fill
+from portfolio.valuation import InstrumentTerms
 from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
 from pricing.simulator import MarketModel, ModelParams
 
-__all__ = ["Gateway", "build_gateway", "create_app", "jwt_secret"]
+__all__ = ["Gateway", "PortfolioRuntime", "build_gateway", "create_app", "jwt_secret"]
 
 logger = logging.getLogger(__name__)
 
 _RESTART_DELAY_S = 1.0
+
+
+@dataclass(slots=True)
+class PortfolioRuntime:
+    """The portfolio side of a running gateway."""
+
+    positions: PositionBook
+    engine: PortfolioEngine
+    channel: PortfolioChannel
+    risk: RiskWorker
+    sync: PositionSync
+
+    def apply_fills(self, fills: list[Fill], now_ns: int) -> None:
+        """Apply fills, push the changed accounts, and write them to the store."""
+        change = self.channel.apply_fills(fills, now_ns)
+        accounts = self.positions.accounts
+        self.sync.mark_dirty([accounts[a] for a in change.accounts.tolist()])
 
 
 @dataclass(slots=True)
@@ -55,23 +91,32 @@ class Gateway:
     metrics: Metrics
     clock: Clock
     epoch: str
+    store: PositionStore
+    truth: dict[AccountId, AccountRecord]
+    loop_monitor: LoopMonitor
+    portfolio: PortfolioRuntime | None = None
     is_ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Start the source and the long-running tasks."""
+        """Start the source and the store, assemble the portfolio, start the tasks."""
         logger.info(
             "starting tickgate (epoch %s) with settings %s", self.epoch, self.settings.redacted()
         )
         await self.source.start()
+        await self.store.start()
+        portfolio = self.portfolio = await _start_portfolio(self)
         self._spawn("pipeline", self.pipeline.run)
         self._spawn("staleness", self.pipeline.run_staleness)
         self._spawn("sweeper", self.hub.run_sweeper)
+        self._spawn("risk", portfolio.risk.run)
+        self._spawn("positions-sync", portfolio.sync.run)
+        self._spawn("loop-monitor", self.loop_monitor.run)
         self.is_ready = True
         logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
 
     async def stop(self) -> None:
-        """Close clients (1001), stop the tasks, then stop the source (it commits)."""
+        """Close clients (1001), stop the tasks and the source, flush the position cache."""
         self.is_ready = False
         self.hub.close_all(closecodes.GOING_AWAY, "server shutting down")
         for task in self._tasks:
@@ -79,6 +124,12 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.source.stop()
+        if self.portfolio is not None:
+            try:
+                await self.portfolio.sync.flush()
+            except StoreUnavailable as e:
+                logger.warning("positions not written to the cache at shutdown: %s", e)
+        await self.store.stop()
         logger.info("tickgate stopped")
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -104,6 +155,74 @@ def jwt_secret(settings: Settings) -> str:
     if settings.auth.jwt_secret is not None:
         return settings.auth.jwt_secret.reveal()
     return load_or_create_dev_secret(settings.data_dir)
+
+
+async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
+    settings, master = gateway.settings, gateway.master
+    fx = FxTable(master)
+    terms = InstrumentTerms.from_master(
+        master, fx.currencies, settings.portfolio.rate_by_currency()
+    )
+    positions = PositionBook(
+        fx.currencies,
+        currency_ix=terms.currency_ix,
+        multiplier=terms.multiplier,
+        is_margined=terms.is_margined,
+    )
+    sync = PositionSync(
+        gateway.store,
+        name="redis" if settings.redis.url else "memory",
+        settings=settings.redis,
+        record_of=lambda account: record_of(
+            positions, master.symbols, positions.account_ix(account)
+        ),
+        all_accounts=lambda: list(positions.accounts),
+        metrics=gateway.metrics,
+    )
+    records = await sync.warm_start(gateway.truth)
+    load_records(positions, records.values(), master.symbol_index)
+    engine = PortfolioEngine(
+        gateway.book,
+        positions,
+        fx,
+        terms,
+        max_leverage=settings.portfolio.max_leverage,
+        now_ns=gateway.clock.now_ns(),
+    )
+    risk = settings.risk
+    channel = PortfolioChannel(
+        engine,
+        master,
+        epoch=gateway.epoch,
+        history=settings.fanout.recovery_history,
+        risk_settings=(risk.ewma_lambda, risk.window, risk.horizon_days),
+        clock=gateway.clock,
+    )
+    gateway.hub.register_channel(channel, PortfolioChannelSpec(set(positions.accounts)))
+    gateway.pipeline.add_listener(channel)
+    universe = RiskUniverse(master, terms, fx.currencies)
+    worker = RiskWorker(channel, universe, risk, clock=gateway.clock, metrics=gateway.metrics)
+    logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
+    return PortfolioRuntime(positions, engine, channel, worker, sync)
+
+
+def _truth(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
+    # Until the ledger exists, account state comes from the positions file or
+    # the seeded demo accounts.
+    p = settings.portfolio
+    if p.positions_file is not None:
+        return load_positions_file(p.positions_file)
+    records = demo_records(master, count=p.demo_accounts, seed=p.demo_seed)
+    return {r.account: r for r in records}
+
+
+def _build_store(settings: Settings) -> PositionStore:
+    redis = settings.redis
+    if redis.url is not None:
+        return RedisPositionStore(
+            redis.url, key_prefix=redis.key_prefix, timeout_s=redis.timeout_ms / 1000
+        )
+    return MemoryPositionStore()
 
 
 def _build_source(
@@ -178,6 +297,9 @@ def build_gateway(
         metrics=metrics,
         clock=clock,
         epoch=epoch,
+        store=_build_store(settings),
+        truth=_truth(settings, master),
+        loop_monitor=LoopMonitor(metrics),
     )
 
 

@@ -12,9 +12,10 @@ from typing import Final
 from gateway.auth import Principal
 from gateway.errors import ProtocolError
 
-__all__ = ["QUOTES", "QuotesChannelSpec"]
+__all__ = ["PORTFOLIO", "QUOTES", "PortfolioChannelSpec", "QuotesChannelSpec"]
 
 QUOTES: Final = "quotes"
+PORTFOLIO: Final = "portfolio"
 _SHOWN_UNKNOWN: Final = 20
 _MAX_SYMBOL_CHARS: Final = 64
 
@@ -47,4 +48,50 @@ class QuotesChannelSpec:
                 "unknown_symbol",
                 f"{len(unknown)} unknown symbol(s); nothing was subscribed",
                 extra={"symbols": [s[:_MAX_SYMBOL_CHARS] for s in unknown[:_SHOWN_UNKNOWN]]},
+            )
+
+
+class PortfolioChannelSpec:
+    """``portfolio``: keys are account ids, named by ``account`` (or an ``accounts`` list).
+
+    Only accounts in the token's ``accounts`` claim may be read; anything
+    else is ``forbidden``, whether the account exists or not, so the error
+    does not reveal which accounts exist.
+    """
+
+    name = PORTFOLIO
+    is_public = False
+
+    def __init__(self, accounts: Collection[str]) -> None:
+        self._accounts = accounts
+
+    def parse_keys(self, message: Mapping[str, object]) -> tuple[str, ...]:
+        """Return the account of ``account``, or the accounts of ``accounts``."""
+        account = message.get("account")
+        if isinstance(account, str) and account:
+            return (account,)
+        accounts = message.get("accounts")
+        if (
+            isinstance(accounts, list)
+            and accounts
+            and all(isinstance(a, str) and a for a in accounts)
+        ):
+            return tuple(dict.fromkeys(accounts))
+        raise ProtocolError("bad_request", "account must be a non-empty string")
+
+    def check_keys(self, keys: Sequence[str], principal: Principal | None) -> None:
+        """Raise ``forbidden`` for accounts the token does not list, then ``unknown_account``."""
+        refused = [k for k in keys if principal is None or not principal.may_read_account(k)]
+        if refused:
+            raise ProtocolError(
+                "forbidden",
+                "the token does not grant these accounts",
+                extra={"accounts": [k[:_MAX_SYMBOL_CHARS] for k in refused[:_SHOWN_UNKNOWN]]},
+            )
+        unknown = [k for k in keys if k not in self._accounts]
+        if unknown:
+            raise ProtocolError(
+                "unknown_account",
+                f"{len(unknown)} account(s) have no positions here",
+                extra={"accounts": unknown[:_SHOWN_UNKNOWN]},
             )

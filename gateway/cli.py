@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     feed = run.add_mutually_exclusive_group()
     feed.add_argument("--kafka", metavar="BOOTSTRAP", help="consume md.ticks from this Kafka")
     feed.add_argument("--upstream", metavar="URL", help="consume this vendor WebSocket feed")
+    run.add_argument("--redis", metavar="URL", help="cache positions in this Redis")
     run.add_argument("--instruments", metavar="FILE", help="instrument master CSV to load")
     run.add_argument("--seed", help="simulator seed (TICKGATE_SIMULATOR_SEED)")
     run.add_argument("--tick-rate", help="simulator ticks/s (TICKGATE_SIMULATOR_TICK_RATE_PER_S)")
@@ -74,6 +75,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
         "host": "TICKGATE_HOST",
         "port": "TICKGATE_PORT",
         "instruments": "TICKGATE_FEED_INSTRUMENTS_FILE",
+        "redis": "TICKGATE_REDIS_URL",
         "seed": "TICKGATE_SIMULATOR_SEED",
         "tick_rate": "TICKGATE_SIMULATOR_TICK_RATE_PER_S",
         "data_dir": "TICKGATE_DATA_DIR",

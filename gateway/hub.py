@@ -60,8 +60,8 @@ class ConnectionHub:
         self.ws = ws
         self.fanout = fanout
         self._allow_anonymous = auth.allow_anonymous_quotes
-        self._channels = channels
-        self._specs = specs
+        self._channels = dict(channels)
+        self._specs = dict(specs)
         self._verifier = verifier
         self.clock = clock
         self.metrics = metrics
@@ -69,6 +69,11 @@ class ConnectionHub:
         self.is_accepting = True
         self._conn_ids = itertools.count(1)
         metrics.gauge("ws_clients", "Open WebSocket connections.", lambda: len(self.connections))
+
+    def register_channel(self, channel: Channel, spec: ChannelSpec) -> None:
+        """Serve another channel; call before the server accepts connections."""
+        self._channels[channel.name] = channel
+        self._specs[spec.name] = spec
 
     def open_session(self, now_ns: int) -> tuple[int, ClientSession]:
         """Return a connection id and a fresh protocol session."""

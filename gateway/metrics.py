@@ -82,6 +82,10 @@ class Metrics:
             registry=self.registry,
         )
 
+    def histogram(self, name: str, help_text: str, buckets: tuple[float, ...]) -> Histogram:
+        """A histogram ``tickgate_<name>`` with the given bucket bounds."""
+        return Histogram(f"tickgate_{name}", help_text, buckets=buckets, registry=self.registry)
+
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Expose ``tickgate_<name>`` read from ``read()`` at scrape time."""
         self._gauges[name] = (help_text, read)

@@ -111,6 +111,10 @@ class MarketDataPipeline:
         )
         metrics.gauge("feed_up", "1 when the market-data source is up.", lambda: source.is_up)
 
+    def add_listener(self, listener: BookListener) -> None:
+        """Notify ``listener`` of changes too; call before ``run`` starts."""
+        self._listeners = [*self._listeners, listener]
+
     async def run(self) -> None:
         """Apply batches until cancelled."""
         async for batch in self.source.batches():

@@ -1,21 +1,22 @@
-"""HTTP routes: health, metrics, reference data and the admin spike trigger."""
+"""HTTP routes: health, metrics, reference data, accounts, risk and the admin spike."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import ADMIN_SCOPE
+from gateway.auth import ADMIN_SCOPE, Principal
 from gateway.errors import AuthError
 from gateway.refdata import instrument_json
 from gateway.sources.simulator import SimulatorSource
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.app import Gateway, PortfolioRuntime
 
 __all__ = ["http_routes"]
 
@@ -40,13 +41,20 @@ def http_routes(gateway: Gateway) -> list[Route]:
         if not gateway.is_ready:
             return _json(503, {"status": "unavailable"})
         source = gateway.source
+        portfolio = gateway.portfolio
+        cache_degraded = portfolio is not None and portfolio.sync.is_degraded
         body = {
-            "status": "ok" if source.is_up else "degraded",
+            "status": "ok" if source.is_up and not cache_degraded else "degraded",
             "epoch": gateway.epoch,
             "feed": {"source": source.name, "is_up": source.is_up},
+            "positions_cache": {
+                "store": portfolio.sync.name if portfolio else None,
+                "is_degraded": cache_degraded,
+            },
             "clients": len(gateway.hub.connections),
             "instruments": len(gateway.master),
             "instruments_stale": int(gateway.book.is_stale.sum()),
+            "accounts": portfolio.positions.size_n if portfolio else 0,
         }
         return _json(200, body)
 
@@ -57,14 +65,50 @@ def http_routes(gateway: Gateway) -> list[Route]:
         rows = [instrument_json(i) for i in gateway.master]
         return _json(200, rows)
 
-    async def admin_spike(request: Request) -> Response:
+    def authenticate(request: Request) -> Principal | Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return _error(401, "token_missing", "send Authorization: Bearer <token>")
         try:
-            principal = gateway.verifier.verify(token, gateway.clock.now_ns() / 1e9)
+            return gateway.verifier.verify(token, gateway.clock.now_ns() / 1e9)
         except AuthError as e:
             return _error(401, e.code, e.message)
+
+    def account_row(request: Request) -> tuple[PortfolioRuntime, int] | Response:
+        principal = authenticate(request)
+        if isinstance(principal, Response):
+            return principal
+        account = request.path_params["account"]
+        if not principal.may_read_account(account):
+            return _error(403, "forbidden", "the token does not grant this account")
+        portfolio = gateway.portfolio
+        if portfolio is None or not portfolio.positions.has_account(account):
+            return _error(404, "unknown_account", f"no positions for account {account}")
+        return portfolio, portfolio.positions.account_ix(account)
+
+    async def account(request: Request) -> Response:
+        found = account_row(request)
+        if isinstance(found, Response):
+            return found
+        portfolio, a = found
+        body = {"account": request.path_params["account"]}
+        body.update(portfolio.channel.account_fields(a, gateway.clock.now_ns()))
+        return _json(200, body)
+
+    async def account_risk(request: Request) -> Response:
+        found = account_row(request)
+        if isinstance(found, Response):
+            return found
+        portfolio, a = found
+        report = await portfolio.risk.run_once(
+            np.array([a], dtype=np.int64), gateway.clock.now_ns()
+        )
+        return _json(200, portfolio.channel.risk_report_fields(report, 0))
+
+    async def admin_spike(request: Request) -> Response:
+        principal = authenticate(request)
+        if isinstance(principal, Response):
+            return principal
         if not principal.has_scope(ADMIN_SCOPE):
             return _error(403, "forbidden", f"the token lacks the {ADMIN_SCOPE} scope")
         source = gateway.source
@@ -97,6 +141,8 @@ def http_routes(gateway: Gateway) -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/instruments", instruments, methods=["GET"]),
+        Route("/v1/accounts/{account}", account, methods=["GET"]),
+        Route("/v1/accounts/{account}/risk", account_risk, methods=["GET"]),
         Route("/admin/spike", admin_spike, methods=["POST"]),
     ]
 

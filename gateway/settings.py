@@ -21,12 +21,16 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from gateway.errors import SettingsError
+from portfolio.stress import parse_scenarios
 
 __all__ = [
     "AuthSettings",
     "FanoutSettings",
     "FeedSettings",
     "KafkaSettings",
+    "PortfolioSettings",
+    "RedisSettings",
+    "RiskSettings",
     "Secret",
     "Settings",
     "SimulatorSettings",
@@ -282,6 +286,121 @@ class UpstreamSettings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PortfolioSettings:
+    """Accounts and valuation.
+
+    Without ``positions_file`` the gateway seeds ``demo_accounts`` demo
+    accounts. ``rates`` gives the risk-free rate per currency for option
+    pricing (``USD=0.04``); ``max_leverage`` sets buying power.
+    """
+
+    env_section: ClassVar[str] = "PORTFOLIO"
+    demo_accounts: int = 1_000
+    demo_seed: int = 11
+    positions_file: Path | None = None
+    max_leverage: float = 2.0
+    rates: tuple[str, ...] = ("USD=0.04", "EUR=0.02", "GBP=0.04", "JPY=0.005")
+
+    def __post_init__(self) -> None:
+        _check(self.demo_accounts >= 0, "demo_accounts", f"must be >= 0, was {self.demo_accounts}")
+        _positive(self, "max_leverage")
+        self.rate_by_currency()
+
+    def rate_by_currency(self) -> dict[str, float]:
+        """``rates`` as a mapping; raises ``SettingsError`` on a malformed item."""
+        out: dict[str, float] = {}
+        for item in self.rates:
+            currency, _, value = item.partition("=")
+            try:
+                rate = float(value)
+            except ValueError:
+                rate = math.nan
+            _check(
+                bool(currency) and math.isfinite(rate) and -1 < rate < 1,
+                "rates",
+                f"items must look like USD=0.04, was {item!r}",
+            )
+            out[currency.strip().upper()] = rate
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettings:
+    """Risk cadence and models (see ``portfolio.risk``).
+
+    Every ``interval_ms`` the gateway samples prices into the EWMA model,
+    reprices options for time decay and computes VaR and stress for every
+    account in a worker thread. ``scenarios`` overrides the default stress
+    scenarios: ``name:equity=-0.1,vol=0.5;name2:fx=0.05``.
+    """
+
+    env_section: ClassVar[str] = "RISK"
+    interval_ms: int = 1_000
+    ewma_lambda: float = 0.94
+    window: int = 250
+    min_samples: int = 20
+    horizon_days: float = 1.0
+    confidences: tuple[str, ...] = ("0.95", "0.99")
+    scenarios: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "interval_ms", "window", "min_samples", "horizon_days")
+        _check(
+            0 < self.ewma_lambda < 1,
+            "ewma_lambda",
+            f"must be within (0, 1), was {self.ewma_lambda}",
+        )
+        levels = self.confidence_levels()
+        _check(
+            bool(levels) and all(0.5 < c < 1 for c in levels),
+            "confidences",
+            f"must be numbers within (0.5, 1), were {self.confidences}",
+        )
+        if self.scenarios:
+            try:
+                parse_scenarios(self.scenarios)
+            except ValueError as e:
+                raise SettingsError("scenarios", str(e)) from None
+
+    def confidence_levels(self) -> tuple[float, ...]:
+        """``confidences`` as numbers (NaN for a malformed one)."""
+        out = []
+        for item in self.confidences:
+            try:
+                out.append(float(item))
+            except ValueError:
+                out.append(math.nan)
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """The Redis position cache (off unless ``url`` is set).
+
+    Dirty accounts are written every ``flush_interval_ms`` in one pipeline;
+    while Redis is down the cache is marked degraded and retried with backoff.
+    """
+
+    env_section: ClassVar[str] = "REDIS"
+    url: str | None = None
+    key_prefix: str = "tickgate"
+    timeout_ms: int = 2_000
+    flush_interval_ms: int = 200
+    retry_backoff_initial_ms: int = 250
+    retry_backoff_max_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "timeout_ms",
+            "flush_interval_ms",
+            "retry_backoff_initial_ms",
+            "retry_backoff_max_ms",
+        )
+        _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
+
+
 def default_data_dir(environ: Mapping[str, str]) -> Path:
     """Return ``$XDG_DATA_HOME/tickgate``, or ``~/.local/share/tickgate``."""
     base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local/share")
@@ -305,6 +424,9 @@ class Settings:
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    portfolio: PortfolioSettings = field(default_factory=PortfolioSettings)
+    risk: RiskSettings = field(default_factory=RiskSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")

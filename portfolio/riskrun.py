@@ -109,11 +109,11 @@ def take_snapshot(
     a = accounts.size
     s = book.positions_of_accounts(accounts)
     local = np.searchsorted(accounts, book.pos_account[s])
-    priced = values.status[s] != Status.UNPRICED
+    priced = engine.position_status(s) != Status.UNPRICED
     excluded = np.bincount(local, ~priced, a).astype(np.int64)
     s, local = s[priced], local[priced]
     instrument = book.pos_instrument[s]
-    w = values.fx_to_base[s]
+    w, _ = engine.fx_to_base(s)
     ccy = terms.currency_ix[instrument]
     base = book.base_ix[book.pos_account[s]]
     foreign = ccy != base

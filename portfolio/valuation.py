@@ -20,11 +20,11 @@ Per position, in the instrument's currency, multiplier included:
   ``= q x gamma x S^2 x 0.01 x m``; ``vega`` per vol point, ``theta`` per
   calendar day, ``rho`` per 1% rate, each ``q x unit greek x m``.
 
-A position's status is the worse of its instrument's and of the FX rate from
-its currency to the account's base. Account totals are in the base currency;
-a position whose price is missing contributes nothing to the price-based
-totals and one whose FX rate is missing nothing at all, and the account's
-``status`` and counts say so. Nothing is dropped silently.
+A position's status here is its price's; the engine combines it with the
+status of the FX rate to the account's base. A position whose price is
+missing contributes nothing to the price-based sums (realised P&L and
+commissions are still known), and the account's ``status`` and counts say
+so. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ SUM_FIELDS = (
 )
 """Account totals that are sums of position contributions, in this column order."""
 
-_FX_ONLY_FIELDS = frozenset({"realised_pnl", "commission"})
+_COLUMN = {name: i for i, name in enumerate(SUM_FIELDS)}
 
 
 def expiry_ns(master: InstrumentMaster) -> I64Array1D:
@@ -201,12 +201,8 @@ class PositionInputs:
     instrument: I64Array1D
     quantity: F64Array1D
     avg_cost: F64Array1D
-    realised_pnl: F64Array1D
-    commission: F64Array1D
     day_open_quantity: F64Array1D
     day_trade_value: F64Array1D
-    fx_to_base: F64Array1D
-    fx_status: U8Array1D
 
 
 class PositionValues:
@@ -221,7 +217,6 @@ class PositionValues:
         "vega",
         "theta",
         "rho",
-        "fx_to_base",
     )
 
     def __init__(self, p: int) -> None:
@@ -233,13 +228,11 @@ class PositionValues:
         self.vega: F64Array1D = np.full(p, np.nan)
         self.theta: F64Array1D = np.full(p, np.nan)
         self.rho: F64Array1D = np.full(p, np.nan)
-        self.fx_to_base: F64Array1D = np.full(p, np.nan)
         self.status: U8Array1D = np.full(p, Status.UNPRICED, dtype=np.uint8)
-        self.fx_status: U8Array1D = np.full(p, Status.UNPRICED, dtype=np.uint8)
 
     def resize(self, p: int) -> None:
         """Grow to ``p`` positions; new rows are unpriced until valued."""
-        for name in (*self.FIELDS, "status", "fx_status"):
+        for name in (*self.FIELDS, "status"):
             old = getattr(self, name)
             if old.shape[0] >= p:
                 continue
@@ -275,14 +268,12 @@ class PositionValues:
         self.vega[s] = qm * marks.vega[ix]
         self.theta[s] = qm * marks.theta[ix]
         self.rho[s] = qm * marks.rho[ix]
-        self.fx_to_base[s] = inputs.fx_to_base
-        self.fx_status[s] = inputs.fx_status
-        self.status[s] = np.maximum(marks.status[ix], inputs.fx_status)
+        self.status[s] = marks.status[ix]
 
     def contributions(
         self, s: I64Array1D, realised_pnl: F64Array1D, commission: F64Array1D
     ) -> F64Array2D:
-        """Each position's part of the ``SUM_FIELDS`` totals, in base currency.
+        """Each position's part of the sums, in the instrument's currency.
 
         Parameters
         ----------
@@ -293,31 +284,27 @@ class PositionValues:
 
         Returns
         -------
-        ndarray, shape (F, S), float64
-            Zero where a position is left out (unpriced price or FX).
+        ndarray, shape (S, F + 2), float64
+            The ``SUM_FIELDS`` in order, price-based ones 0 where the price is
+            missing, then two flags: 1.0 if the price is missing, 1.0 if stale.
         """
-        w = self.fx_to_base[s]
-        fx_ok = self.fx_status[s] != Status.UNPRICED
-        priced = self.status[s] != Status.UNPRICED
-        w_priced = np.where(priced, w, 0.0)
-        w_fx = np.where(fx_ok, w, 0.0)
+        status = self.status[s]
+        priced = status != Status.UNPRICED
         exposure = self.exposure[s]
-        out = np.empty((len(SUM_FIELDS), s.shape[0]))
-        # NaN x 0 is NaN, so values of left-out rows are zeroed first.
-        columns = (
-            self.market_value[s],
-            self.unrealised_pnl[s],
-            realised_pnl,
-            commission,
-            self.day_pnl[s],
-            np.abs(exposure),
-            exposure,
-            self.gamma[s],
-            self.vega[s],
-            self.theta[s],
-            self.rho[s],
-        )
-        for row, (name, values) in enumerate(zip(SUM_FIELDS, columns, strict=True)):
-            weight = w_fx if name in _FX_ONLY_FIELDS else w_priced
-            np.multiply(np.where(weight != 0.0, values, 0.0), weight, out=out[row])
+        out = np.empty((s.shape[0], len(SUM_FIELDS) + 2))
+        out[:, _COLUMN["market_value"]] = self.market_value[s]
+        out[:, _COLUMN["unrealised_pnl"]] = self.unrealised_pnl[s]
+        out[:, _COLUMN["day_pnl"]] = self.day_pnl[s]
+        out[:, _COLUMN["gross_exposure"]] = np.abs(exposure)
+        out[:, _COLUMN["net_exposure"]] = exposure
+        out[:, _COLUMN["gamma"]] = self.gamma[s]
+        out[:, _COLUMN["vega"]] = self.vega[s]
+        out[:, _COLUMN["theta"]] = self.theta[s]
+        out[:, _COLUMN["rho"]] = self.rho[s]
+        # NaN x 0 is NaN, so the price-based values of unpriced rows are replaced.
+        out[~priced, : len(SUM_FIELDS)] = 0.0
+        out[:, _COLUMN["realised_pnl"]] = realised_pnl
+        out[:, _COLUMN["commission"]] = commission
+        out[:, -2] = ~priced
+        out[:, -1] = status == Status.STALE
         return out

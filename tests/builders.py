@@ -38,6 +38,9 @@ def make_settings(tmp_path, **sections: dict[str, object]) -> Settings:
     top: dict[str, object] = {
         "data_dir": tmp_path,
         "auth": dataclasses.replace(base.auth, jwt_secret=Secret(TEST_SECRET)),
+        # A small demo book keeps every test gateway quick; tests that need
+        # more accounts say so.
+        "portfolio": dataclasses.replace(base.portfolio, demo_accounts=50),
     }
     for name, value in sections.items():
         if isinstance(value, dict):

@@ -1,0 +1,147 @@
+"""Keeping the position store (Redis or memory) in step with the engine.
+
+At startup ``warm_start`` loads the store and keeps each cached account whose
+version is not behind the truth's (the ledger; until it exists, the positions
+file or the demo seed); accounts behind or missing are rebuilt from the truth
+and written back. Afterwards, accounts changed by fills are marked dirty and
+written in one pipelined batch every ``flush_interval_ms``.
+
+When the store is unreachable the engine keeps serving from memory: the
+cache is marked degraded (health endpoint, metric, one warning), writes are
+retried with backoff, dirty accounts are kept, and when the store answers
+again every account is written (a restarted Redis may have lost everything).
+Nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from gateway.backoff import Backoff
+from gateway.metrics import Metrics
+from gateway.settings import RedisSettings
+from portfolio.errors import StoreUnavailable
+from portfolio.store import AccountRecord, PositionStore
+from portfolio.types import AccountId
+
+__all__ = ["PositionSync"]
+
+logger = logging.getLogger(__name__)
+
+
+class PositionSync:
+    """Writes dirty accounts to the store; degrades and resyncs around outages."""
+
+    def __init__(
+        self,
+        store: PositionStore,
+        *,
+        name: str,
+        settings: RedisSettings,
+        record_of: Callable[[AccountId], AccountRecord],
+        all_accounts: Callable[[], list[AccountId]],
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self._settings = settings
+        self._record_of = record_of
+        self._all_accounts = all_accounts
+        self._dirty: set[AccountId] = set()
+        self._wake = asyncio.Event()
+        self.is_degraded = False
+        self._needs_full_resync = False
+        metrics.gauge(
+            "positions_cache_degraded",
+            "1 while the position cache cannot be written.",
+            lambda: float(self.is_degraded),
+        )
+        metrics.gauge(
+            "positions_cache_dirty", "Accounts waiting to be written.", lambda: len(self._dirty)
+        )
+
+    async def warm_start(
+        self, truth: Mapping[AccountId, AccountRecord]
+    ) -> dict[AccountId, AccountRecord]:
+        """The records to start from: cached where current, rebuilt where behind."""
+        try:
+            cached = await self.store.load()
+        except StoreUnavailable as e:
+            self._degrade(e)
+            self._needs_full_resync = True
+            return dict(truth)
+        records: dict[AccountId, AccountRecord] = {}
+        for account, record in truth.items():
+            hit = cached.get(account)
+            if hit is not None and hit.version >= record.version:
+                records[account] = hit
+            else:
+                records[account] = record
+                self._dirty.add(account)
+        logger.info(
+            "positions: %d accounts warm from the %s cache, %d rebuilt",
+            len(records) - len(self._dirty),
+            self.name,
+            len(self._dirty),
+        )
+        if self._dirty:
+            self._wake.set()
+        return records
+
+    def mark_dirty(self, accounts: list[AccountId]) -> None:
+        """Schedule these accounts to be written."""
+        self._dirty.update(accounts)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Write dirty accounts until cancelled; back off while the store is down."""
+        s = self._settings
+        backoff = Backoff(s.retry_backoff_initial_ms / 1000, s.retry_backoff_max_ms / 1000)
+        interval_s = s.flush_interval_ms / 1000
+        while True:
+            if not self.is_degraded:
+                await self._wake.wait()
+                await asyncio.sleep(interval_s)  # gather a batch of changes
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StoreUnavailable as e:
+                self._degrade(e)
+                await asyncio.sleep(backoff.next_delay_s())
+                continue
+            backoff.reset()
+
+    async def flush(self) -> None:
+        """Write the dirty accounts (all of them after an outage) in one batch."""
+        if self._needs_full_resync:
+            self._dirty.update(self._all_accounts())
+        if not self._dirty:
+            self._recover()
+            return
+        accounts = sorted(self._dirty)
+        # Taken out before the write: an account changed during it is marked again.
+        self._dirty.clear()
+        try:
+            await self.store.save([self._record_of(a) for a in accounts])
+        except StoreUnavailable:
+            self._dirty.update(accounts)
+            raise
+        self._needs_full_resync = False
+        self._recover()
+
+    def _degrade(self, error: StoreUnavailable) -> None:
+        if not self.is_degraded:
+            logger.warning(
+                "position cache (%s) degraded: %s; serving from memory and retrying",
+                self.name,
+                error,
+            )
+        self.is_degraded = True
+        self._needs_full_resync = True
+
+    def _recover(self) -> None:
+        if self.is_degraded:
+            logger.info("position cache (%s) resynced; no longer degraded", self.name)
+        self.is_degraded = False
