@@ -231,6 +231,62 @@ class PositionBook:
         self._n = n + 1
         return n
 
+    def add_accounts(
+        self,
+        accounts: Sequence[AccountId],
+        base_ix: I64Array1D,
+        cash: np.ndarray,
+        version: I64Array1D,
+    ) -> I64Array1D:
+        """Add many accounts at once; ``cash`` has shape (len(accounts), C).
+
+        Returns
+        -------
+        ndarray, shape (len(accounts),), int64
+            Their rows.
+        """
+        k = len(accounts)
+        if len(set(accounts)) != k or any(a in self._account_index for a in accounts):
+            raise PortfolioError("accounts must be new and distinct")
+        n = self._n
+        while n + k > self._base_ix.shape[0]:
+            self._base_ix = _grow(self._base_ix)
+            self._cash = _grow(self._cash)
+            self._version = _grow(self._version)
+        self._base_ix[n : n + k] = base_ix
+        self._cash[n : n + k] = cash
+        self._version[n : n + k] = version
+        for i, account in enumerate(accounts):
+            self._account_index[account] = n + i
+        self.accounts.extend(accounts)
+        self._n = n + k
+        return np.arange(n, n + k, dtype=np.int64)
+
+    def add_positions(
+        self, account_ix: I64Array1D, instrument_ix: I64Array1D, columns: Mapping[str, F64Array1D]
+    ) -> I64Array1D:
+        """Add many new positions at once (each pair new and distinct).
+
+        ``columns`` maps ``PositionState`` field names to arrays of shape (K,);
+        missing fields are 0.
+        """
+        k = account_ix.shape[0]
+        keys = list(zip(account_ix.tolist(), instrument_ix.tolist(), strict=True))
+        if len(set(keys)) != k or any(key in self._position_of for key in keys):
+            raise PortfolioError("positions must be new and distinct")
+        p = self._p
+        while p + k > self._pos_account.shape[0]:
+            self._pos_account = _grow(self._pos_account)
+            self._pos_instrument = _grow(self._pos_instrument)
+            self._columns = {name: _grow(column) for name, column in self._columns.items()}
+        self._pos_account[p : p + k] = account_ix
+        self._pos_instrument[p : p + k] = instrument_ix
+        for name, column in self._columns.items():
+            column[p : p + k] = columns.get(name, 0.0)
+        self._position_of.update(zip(keys, range(p, p + k), strict=True))
+        self._p = p + k
+        return np.arange(p, p + k, dtype=np.int64)
+
     def set_position(self, account_ix: int, instrument_ix: int, state: PositionState) -> int:
         """Set (creating if needed) the position of an account in an instrument."""
         p = self._position_row(account_ix, instrument_ix)
@@ -290,6 +346,13 @@ class PositionBook:
         """Every position row in the given instruments."""
         order, ptr = self._index()[1]
         return gather_slices(order, ptr, instruments)
+
+    def instrument_index(self) -> tuple[I64Array1D, I64Array1D]:
+        """The CSR index by instrument: (position rows sorted by instrument, pointers).
+
+        ``order[ptr[i]:ptr[i + 1]]`` are the positions in instrument ``i``.
+        """
+        return self._index()[1]
 
     def _index(self) -> tuple[tuple[I64Array1D, I64Array1D], tuple[I64Array1D, I64Array1D]]:
         # CSR permutations by account and by instrument, rebuilt only after a

@@ -15,6 +15,7 @@ Connection errors and timeouts become ``StoreUnavailable``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
@@ -27,6 +28,8 @@ from portfolio.store import AccountRecord
 from portfolio.types import AccountId, PositionState
 
 __all__ = ["RedisPositionStore"]
+
+logger = logging.getLogger(__name__)
 
 _POSITION: Final = "position:"
 _LOAD_CHUNK: Final = 500
@@ -77,8 +80,14 @@ class RedisPositionStore:
                         pipe.hgetall(self._key(account))
                     hashes = await pipe.execute()
                 for account, fields in zip(chunk, hashes, strict=True):
-                    if fields:
+                    if not fields:
+                        continue
+                    try:
                         records[AccountId(account)] = _decode(AccountId(account), fields)
+                    except (KeyError, ValueError, TypeError) as e:
+                        # A cache entry that cannot be read is a miss: the
+                        # account is rebuilt from the truth and written again.
+                        logger.warning("ignoring an unreadable cached account %s: %s", account, e)
         except (RedisError, OSError) as e:
             raise StoreUnavailable(f"redis load failed: {e}") from e
         return records

@@ -11,6 +11,7 @@ One contract test suite runs against both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +33,11 @@ class AccountRecord:
     version: int
     cash: Mapping[str, float] = field(default_factory=dict)
     positions: Mapping[str, PositionState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for currency, amount in self.cash.items():
+            if not math.isfinite(amount):
+                raise ValueError(f"cash in {currency} must be finite, was {amount}")
 
 
 class PositionStore(Protocol):

@@ -7,13 +7,17 @@ A scenario moves prices of equity risk (equities, equity-index futures, and
 options through their underlying) by ``equity``, implied volatilities by
 ``vol`` (0.5 = +50%), and every currency other than an account's base against
 that base by ``fx``. Options are repriced with Black-Scholes under the
-shocked underlying and volatility, never approximated by their delta. An
-account's scenario P&L is the change of the value of its positions plus the
-translation of its foreign holdings (positions and cash) by ``fx``.
+shocked underlying and volatility, never approximated by their delta. An FX
+pair XXXYYY (the price of XXX in YYY) held by an account with base B moves
+by ``g(XXX) / g(YYY)``, where ``g(c) = 1 + fx`` for c other than B and 1 for
+B itself. An account's scenario P&L is the change of the value of its
+positions plus the translation of its foreign holdings (positions and cash)
+by ``fx``. Options on FX pairs are not shocked through their underlying.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,8 +41,11 @@ class StressScenario:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("a scenario needs a name")
-        if self.equity <= -1 or self.vol <= -1 or self.fx <= -1:
-            raise ValueError(f"shocks must be above -100%, were {self}")
+        shocks = (self.equity, self.vol, self.fx)
+        if not all(math.isfinite(shock) for shock in shocks):
+            raise ValueError(f"scenario {self.name!r}: shocks must be finite numbers")
+        if min(shocks) <= -1:
+            raise ValueError(f"scenario {self.name!r}: shocks must be above -100%")
 
 
 DEFAULT_SCENARIOS = (
@@ -66,7 +73,12 @@ def parse_scenarios(text: str) -> tuple[StressScenario, ...]:
             key, _, number = shock.partition("=")
             if key not in ("equity", "vol", "fx"):
                 raise ValueError(f"scenario {name!r}: shock must be equity, vol or fx, was {key!r}")
-            values[key] = float(number)
+            try:
+                values[key] = float(number)
+            except ValueError:
+                raise ValueError(
+                    f"scenario {name!r}: {key} must be a number, was {number!r}"
+                ) from None
         scenarios.append(StressScenario(name.strip(), **values))
     return tuple(scenarios)
 
@@ -84,6 +96,8 @@ class StressInputs:
         Quantity x multiplier.
     avg_cost : ndarray, shape (S,), float64
     fx_to_base : ndarray, shape (S,), float64
+    base_ix : ndarray, shape (S,), int64
+        The base currency of each position's account.
     is_foreign : ndarray, shape (S,), bool
         The position's currency differs from the account's base.
     cash_foreign : ndarray, shape (A,), float64
@@ -101,6 +115,7 @@ class StressInputs:
     qm: F64Array1D
     avg_cost: F64Array1D
     fx_to_base: F64Array1D
+    base_ix: I64Array1D
     is_foreign: BoolArray1D
     cash_foreign: F64Array1D
     mid: F64Array1D
@@ -124,6 +139,11 @@ def stress_pnl(
     to_price = np.union1d(held, terms.underlying_ix[held_options])
     no_stale = np.zeros(inputs.mid.shape[0], dtype=np.bool_)
     margined = terms.is_margined[inputs.instrument]
+    # FX pairs: a currency other than the account's base moves by fx against it.
+    pair_base = terms.pair_base_ix[inputs.instrument]
+    is_pair = terms.is_fx_pair[inputs.instrument]
+    base_moves = is_pair & (pair_base != inputs.base_ix)
+    quote_moves = is_pair & (terms.currency_ix[inputs.instrument] != inputs.base_ix)
     for z, scenario in enumerate(scenarios):
         shocked_mid = np.where(
             terms.is_equity_risk & ~terms.is_option,
@@ -134,7 +154,12 @@ def stress_pnl(
         marks.update(
             terms, to_price, shocked_mid, no_stale, inputs.now_ns, vol_multiplier=1.0 + scenario.vol
         )
-        new_mark = marks.mark[inputs.instrument]
+        pair_move = np.where(base_moves, 1.0 + scenario.fx, 1.0) / np.where(
+            quote_moves, 1.0 + scenario.fx, 1.0
+        )
+        new_mark = np.where(
+            is_pair, inputs.marks[inputs.instrument] * pair_move, marks.mark[inputs.instrument]
+        )
         price_pnl = inputs.qm * (new_mark - inputs.marks[inputs.instrument]) * inputs.fx_to_base
         value_after = (
             np.where(margined, inputs.qm * (new_mark - inputs.avg_cost), inputs.qm * new_mark)

@@ -8,7 +8,8 @@ unless a name says otherwise; the ledger keeps exact amounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import NewType
 
@@ -58,13 +59,17 @@ class Fill:
     commission_fx: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.quantity == 0 or self.quantity != self.quantity:
+        for name in ("quantity", "price", "commission", "commission_fx"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, was {value}")
+        if self.quantity == 0:
             raise ValueError(f"quantity must be non-zero, was {self.quantity}")
-        if not self.price >= 0:
+        if self.price < 0:
             raise ValueError(f"price must be >= 0, was {self.price}")
-        if not self.commission >= 0:
+        if self.commission < 0:
             raise ValueError(f"commission must be >= 0, was {self.commission}")
-        if not self.commission_fx > 0:
+        if self.commission_fx <= 0:
             raise ValueError(f"commission_fx must be positive, was {self.commission_fx}")
 
 
@@ -86,3 +91,9 @@ class PositionState:
     commission: float = 0.0
     day_open_quantity: float = 0.0
     day_trade_value: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not math.isfinite(value):
+                raise ValueError(f"{field.name} must be finite, was {value}")

@@ -21,10 +21,11 @@ Per position, in the instrument's currency, multiplier included:
   calendar day, ``rho`` per 1% rate, each ``q x unit greek x m``.
 
 A position's status here is its price's; the engine combines it with the
-status of the FX rate to the account's base. A position whose price is
-missing contributes nothing to the price-based sums (realised P&L and
-commissions are still known), and the account's ``status`` and counts say
-so. Nothing is dropped silently.
+status of the FX rate to the account's base. Account sums are linear in
+per-instrument vectors (``sum_vectors``), each zeroed where the instrument
+has no price, so a position whose price is missing contributes nothing to
+the price-based sums (realised P&L and commissions are still known), and the
+account's ``status`` and counts say so. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -39,28 +40,19 @@ from portfolio.types import Status
 from pricing.instruments import InstrumentMaster, InstrumentType
 from pricing.types import BoolArray1D, F64Array1D, F64Array2D, I64Array1D, U8Array1D
 
-__all__ = ["SUM_FIELDS", "InstrumentMarks", "InstrumentTerms", "PositionValues", "expiry_ns"]
+__all__ = [
+    "SUM_VECTORS",
+    "InstrumentMarks",
+    "InstrumentTerms",
+    "PositionValues",
+    "expiry_ns",
+    "position_values",
+    "sum_vectors",
+]
 
 NS_PER_YEAR = DAYS_PER_YEAR * 86_400 * 1_000_000_000
 # Options expire at 16:00 New York time, taken as 21:00 UTC.
 _EXPIRY_UTC_HOUR = 21
-
-SUM_FIELDS = (
-    "market_value",
-    "unrealised_pnl",
-    "realised_pnl",
-    "commission",
-    "day_pnl",
-    "gross_exposure",
-    "net_exposure",
-    "gamma",
-    "vega",
-    "theta",
-    "rho",
-)
-"""Account totals that are sums of position contributions, in this column order."""
-
-_COLUMN = {name: i for i, name in enumerate(SUM_FIELDS)}
 
 
 def expiry_ns(master: InstrumentMaster) -> I64Array1D:
@@ -83,13 +75,17 @@ class InstrumentTerms:
 
     ``implied_vol`` is the per-instrument implied volatility of options, from
     the master's ``volatility`` column. ``rate`` is the risk-free rate of the
-    instrument's currency. ``is_equity_risk`` marks what an equity stress
-    shock moves: equities, equity-index futures, and options through their
-    underlying.
+    instrument's currency. ``is_fx_pair`` marks FX pairs and ``pair_base_ix``
+    their base currency (the quote currency is ``currency_ix``); it is -1 for
+    other instruments and for a base outside ``currencies``. ``is_equity_risk``
+    marks what an equity stress shock moves: equities, equity-index futures,
+    and options through their underlying.
     """
 
     multiplier: F64Array1D
     currency_ix: I64Array1D
+    is_fx_pair: BoolArray1D
+    pair_base_ix: I64Array1D
     is_margined: BoolArray1D
     is_option: BoolArray1D
     underlying_ix: I64Array1D
@@ -111,6 +107,10 @@ class InstrumentTerms:
         return cls(
             multiplier=master.multiplier.copy(),
             currency_ix=np.array([currency_index[i.currency] for i in master], dtype=np.int64),
+            is_fx_pair=np.array([k is InstrumentType.FX for k in kinds]),
+            pair_base_ix=np.array(
+                [currency_index.get(i.base_currency or "", -1) for i in master], dtype=np.int64
+            ),
             is_margined=np.array([k in (InstrumentType.FUTURE, InstrumentType.FX) for k in kinds]),
             is_option=is_option,
             underlying_ix=master.underlying_ix.copy(),
@@ -144,6 +144,14 @@ class InstrumentMarks:
         self.theta = np.zeros(m)
         self.rho = np.zeros(m)
         self.status = np.full(m, Status.UNPRICED, dtype=np.uint8)
+
+    def copy(self) -> InstrumentMarks:
+        """An independent copy of every array."""
+        other = InstrumentMarks(0)
+        for name in ("mark", "underlying_price", "delta", "gamma", "vega", "theta", "rho"):
+            setattr(other, name, getattr(self, name).copy())
+        other.status = self.status.copy()
+        return other
 
     def update(
         self,
@@ -194,117 +202,119 @@ def _status(price: F64Array1D, is_stale: BoolArray1D) -> U8Array1D:
     ).astype(np.uint8)
 
 
-@dataclass(slots=True)
-class PositionInputs:
-    """What a position's values depend on, gathered for a subset S, each shape (S,)."""
+SUM_VECTORS = (
+    "mark",
+    "delta_exposure",
+    "gamma",
+    "vega",
+    "theta",
+    "rho",
+    "abs_delta_exposure",
+    "prev_mark",
+    "priced",
+    "unpriced",
+    "stale",
+    "constant",
+)
+"""Columns of ``sum_vectors``: per-unit values per instrument, 0 where unpriced,
+and a constant 1 for the sums that do not depend on prices."""
 
-    instrument: I64Array1D
-    quantity: F64Array1D
-    avg_cost: F64Array1D
-    day_open_quantity: F64Array1D
-    day_trade_value: F64Array1D
+_V = {name: i for i, name in enumerate(SUM_VECTORS)}
 
 
+def sum_vectors(
+    marks: InstrumentMarks, prev_mark: F64Array1D, rows: I64Array1D | None = None
+) -> F64Array2D:
+    """Per-unit inputs of the account sums, one row per instrument.
+
+    Parameters
+    ----------
+    marks : InstrumentMarks
+        Current marks and unit greeks, arrays of shape (M,).
+    prev_mark : ndarray, shape (M,), float64
+        Previous-close marks.
+    rows : ndarray, shape (R,), int64, optional
+        Compute only these instruments (all when None).
+
+    Returns
+    -------
+    ndarray, shape (R or M, len(SUM_VECTORS)), float64
+        ``mark``; ``delta_exposure = delta x S`` and its absolute value;
+        ``gamma = gamma x S^2 x 0.01``; ``vega``, ``theta``, ``rho`` per unit;
+        ``prev_mark``; the 0/1 flags ``priced``, ``unpriced``, ``stale``; and
+        ``constant`` (1 everywhere).
+        Every price-based column is 0 where the instrument is unpriced, so an
+        unpriced position adds nothing to the sums.
+    """
+    pick = slice(None) if rows is None else rows
+    status = marks.status[pick]
+    priced = status != Status.UNPRICED
+    under = marks.underlying_price[pick]
+    delta = marks.delta[pick]
+    out = np.zeros((status.shape[0], len(SUM_VECTORS)))
+    out[:, _V["mark"]] = marks.mark[pick]
+    out[:, _V["delta_exposure"]] = delta * under
+    out[:, _V["gamma"]] = marks.gamma[pick] * under * under * 0.01
+    out[:, _V["vega"]] = marks.vega[pick]
+    out[:, _V["theta"]] = marks.theta[pick]
+    out[:, _V["rho"]] = marks.rho[pick]
+    out[:, _V["abs_delta_exposure"]] = np.abs(delta) * under
+    out[:, _V["prev_mark"]] = np.nan_to_num(prev_mark[pick])
+    out[~priced, : _V["priced"]] = 0.0
+    out[:, _V["priced"]] = priced
+    out[:, _V["unpriced"]] = ~priced
+    out[:, _V["stale"]] = status == Status.STALE
+    out[:, _V["constant"]] = 1.0
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class PositionValues:
-    """Values per position in the instrument's currency; arrays of shape (P,)."""
+    """Values of some positions in their instrument's currency, each shape (S,)."""
 
-    FIELDS = (
-        "market_value",
-        "unrealised_pnl",
-        "day_pnl",
-        "exposure",
-        "gamma",
-        "vega",
-        "theta",
-        "rho",
+    mark: F64Array1D
+    market_value: F64Array1D
+    unrealised_pnl: F64Array1D
+    day_pnl: F64Array1D
+    exposure: F64Array1D
+    delta: F64Array1D
+    gamma: F64Array1D
+    vega: F64Array1D
+    theta: F64Array1D
+    rho: F64Array1D
+    status: U8Array1D
+
+
+def position_values(
+    instrument: I64Array1D,
+    quantity: F64Array1D,
+    avg_cost: F64Array1D,
+    day_open_quantity: F64Array1D,
+    day_trade_value: F64Array1D,
+    terms: InstrumentTerms,
+    marks: InstrumentMarks,
+    prev_mark: F64Array1D,
+) -> PositionValues:
+    """Value positions from their fields (each shape (S,)), as the module docstring defines.
+
+    NaN where the price is missing; ``status`` is the price's status.
+    """
+    m = terms.multiplier[instrument]
+    mark = marks.mark[instrument]
+    qm = quantity * m
+    unrealised = qm * (mark - avg_cost)
+    under = marks.underlying_price[instrument]
+    unit_delta = marks.delta[instrument]
+    return PositionValues(
+        mark=mark,
+        market_value=np.where(terms.is_margined[instrument], unrealised, qm * mark),
+        unrealised_pnl=unrealised,
+        day_pnl=(quantity * mark - day_open_quantity * prev_mark[instrument] - day_trade_value) * m,
+        exposure=qm * unit_delta * under,
+        delta=qm * unit_delta,
+        gamma=qm * marks.gamma[instrument] * under * under * 0.01,
+        vega=qm * marks.vega[instrument],
+        theta=qm * marks.theta[instrument],
+        rho=qm * marks.rho[instrument],
+        status=marks.status[instrument],
     )
-
-    def __init__(self, p: int) -> None:
-        self.market_value: F64Array1D = np.full(p, np.nan)
-        self.unrealised_pnl: F64Array1D = np.full(p, np.nan)
-        self.day_pnl: F64Array1D = np.full(p, np.nan)
-        self.exposure: F64Array1D = np.full(p, np.nan)
-        self.gamma: F64Array1D = np.full(p, np.nan)
-        self.vega: F64Array1D = np.full(p, np.nan)
-        self.theta: F64Array1D = np.full(p, np.nan)
-        self.rho: F64Array1D = np.full(p, np.nan)
-        self.status: U8Array1D = np.full(p, Status.UNPRICED, dtype=np.uint8)
-
-    def resize(self, p: int) -> None:
-        """Grow to ``p`` positions; new rows are unpriced until valued."""
-        for name in (*self.FIELDS, "status"):
-            old = getattr(self, name)
-            if old.shape[0] >= p:
-                continue
-            grown = np.full(
-                p, Status.UNPRICED if old.dtype == np.uint8 else np.nan, dtype=old.dtype
-            )
-            grown[: old.shape[0]] = old
-            setattr(self, name, grown)
-
-    def update(
-        self,
-        s: I64Array1D,
-        inputs: PositionInputs,
-        terms: InstrumentTerms,
-        marks: InstrumentMarks,
-        prev_mark: F64Array1D,
-    ) -> None:
-        """Recompute the positions ``s`` (shape (S,)) from ``inputs``."""
-        ix = inputs.instrument
-        q = inputs.quantity
-        m = terms.multiplier[ix]
-        mark = marks.mark[ix]
-        qm = q * m
-        unrealised = qm * (mark - inputs.avg_cost)
-        self.unrealised_pnl[s] = unrealised
-        self.market_value[s] = np.where(terms.is_margined[ix], unrealised, qm * mark)
-        self.day_pnl[s] = (
-            q * mark - inputs.day_open_quantity * prev_mark[ix] - inputs.day_trade_value
-        ) * m
-        under = marks.underlying_price[ix]
-        self.exposure[s] = qm * marks.delta[ix] * under
-        self.gamma[s] = qm * marks.gamma[ix] * under * under * 0.01
-        self.vega[s] = qm * marks.vega[ix]
-        self.theta[s] = qm * marks.theta[ix]
-        self.rho[s] = qm * marks.rho[ix]
-        self.status[s] = marks.status[ix]
-
-    def contributions(
-        self, s: I64Array1D, realised_pnl: F64Array1D, commission: F64Array1D
-    ) -> F64Array2D:
-        """Each position's part of the sums, in the instrument's currency.
-
-        Parameters
-        ----------
-        s : ndarray, shape (S,), int64
-            Position rows.
-        realised_pnl, commission : ndarray, shape (S,), float64
-            Those position fields for the rows ``s``.
-
-        Returns
-        -------
-        ndarray, shape (S, F + 2), float64
-            The ``SUM_FIELDS`` in order, price-based ones 0 where the price is
-            missing, then two flags: 1.0 if the price is missing, 1.0 if stale.
-        """
-        status = self.status[s]
-        priced = status != Status.UNPRICED
-        exposure = self.exposure[s]
-        out = np.empty((s.shape[0], len(SUM_FIELDS) + 2))
-        out[:, _COLUMN["market_value"]] = self.market_value[s]
-        out[:, _COLUMN["unrealised_pnl"]] = self.unrealised_pnl[s]
-        out[:, _COLUMN["day_pnl"]] = self.day_pnl[s]
-        out[:, _COLUMN["gross_exposure"]] = np.abs(exposure)
-        out[:, _COLUMN["net_exposure"]] = exposure
-        out[:, _COLUMN["gamma"]] = self.gamma[s]
-        out[:, _COLUMN["vega"]] = self.vega[s]
-        out[:, _COLUMN["theta"]] = self.theta[s]
-        out[:, _COLUMN["rho"]] = self.rho[s]
-        # NaN x 0 is NaN, so the price-based values of unpriced rows are replaced.
-        out[~priced, : len(SUM_FIELDS)] = 0.0
-        out[:, _COLUMN["realised_pnl"]] = realised_pnl
-        out[:, _COLUMN["commission"]] = commission
-        out[:, -2] = ~priced
-        out[:, -1] = status == Status.STALE
-        return out

@@ -1,0 +1,172 @@
+"""A risk run end to end on the small market: copy on the loop, exposures and stress by hand.
+
+Risk series of ``market.py``: the eight plain instruments in master order
+(AAA=0 ... USDJPY=7), then one per currency from 8 (USD, EUR, GBP, JPY).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from portfolio.engine import PortfolioEngine
+from portfolio.risk import FactorModel
+from portfolio.riskrun import RiskSnapshot, RiskUniverse, capture, run_risk, take_snapshot
+from portfolio.stress import StressScenario
+from portfolio.types import AccountId, Fill
+from pricing.instruments import CURRENCIES
+from tests.builders import NS
+from tests.reference.portfolio import RefAccount
+from tests.unit.portfolio.market import (
+    AAA,
+    BBB,
+    EURUSD,
+    FX,
+    MASTER,
+    NOW_NS,
+    TERMS,
+    held,
+    new_book,
+    new_engine,
+    new_prices,
+    quote,
+)
+
+UNIVERSE = RiskUniverse(MASTER, TERMS, FX.currencies)
+CCY = {c: UNIVERSE.currency_offset + i for i, c in enumerate(CURRENCIES)}
+MIDS = {AAA: 100.0, EURUSD: 1.2}  # BBB stays unquoted: unpriced
+ALL = np.arange(3, dtype=np.int64)
+
+
+def engine_of(accounts: list[RefAccount]) -> PortfolioEngine:
+    prices = new_prices()
+    quote(prices, MIDS)
+    return new_engine(prices, new_book(accounts))
+
+
+def exposures_by_key(snapshot: RiskSnapshot) -> dict[tuple[int, int], float]:
+    e = snapshot.exposures
+    return {
+        (a, u): v
+        for a, u, v in zip(e.account.tolist(), e.series.tolist(), e.value.tolist(), strict=True)
+    }
+
+
+BOOK = [
+    # 0: EUR base, 100 AAA (a USD stock) worth 10,000 USD = 8,333.33 EUR.
+    RefAccount("EUR", {}, [(AAA, held(100, 90.0))]),
+    # 1: USD base, 1,000 EUR cash (1,200 USD) and 50 BBB, which has no price.
+    RefAccount("USD", {"EUR": 1_000.0}, [(BBB, held(50, 40.0))]),
+    # 2: USD base, long 10,000 EURUSD bought at 1.18.
+    RefAccount("USD", {}, [(EURUSD, held(10_000, 1.18))]),
+]
+
+
+def test_exposures_of_foreign_stock_cash_and_fx_pair_by_hand() -> None:
+    engine = engine_of(BOOK)
+
+    snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+
+    eur_value = 100 * 100.0 / 1.2
+    assert exposures_by_key(snapshot) == pytest.approx(
+        {
+            # The stock's price risk in EUR, and its USD value against the EUR base.
+            (0, AAA): eur_value,
+            (0, CCY["USD"]): eur_value,
+            (0, CCY["EUR"]): -eur_value,
+            # EUR cash: +1,200 USD on the EUR series, -1,200 on the base's.
+            (1, CCY["EUR"]): 1_200.0,
+            (1, CCY["USD"]): -1_200.0,
+            # A pair's delta exposure: 10,000 x 1.2 on its own series; its value
+            # (unrealised 10,000 x 0.02 = 200 USD) is in the base currency.
+            (2, EURUSD): 12_000.0,
+        },
+        rel=1e-12,
+    )
+
+
+def test_unpriced_position_is_counted_as_excluded_not_exposed() -> None:
+    engine = engine_of(BOOK)
+
+    snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+
+    assert snapshot.excluded.tolist() == [0, 1, 0]
+    assert (1, BBB) not in exposures_by_key(snapshot)
+
+
+@pytest.mark.parametrize(
+    ("fx", "expected"),
+    [
+        # Every currency +5% against each account's base: the EUR account's USD
+        # stock gains 5% of 8,333.33 EUR; the USD account's EUR cash gains
+        # 1,200 x 5%; EURUSD 1.2 -> 1.26 earns 10,000 x 0.06.
+        (0.05, [100 * 100.0 / 1.2 * 0.05, 60.0, 600.0]),
+        (-0.05, [-100 * 100.0 / 1.2 * 0.05, -60.0, -600.0]),
+    ],
+)
+def test_run_risk_stresses_fx_through_pairs_cash_and_foreign_stock(fx, expected) -> None:
+    engine = engine_of(BOOK)
+    snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+    model = FactorModel(UNIVERSE.group_of, lam=0.94, window=250, min_samples=20)
+
+    report = run_risk(
+        snapshot,
+        model,
+        TERMS,
+        [StressScenario("fx", fx=fx)],
+        confidences=[0.99],
+        horizon_s=86_400.0,
+        sample_interval_s=1.0,
+    )
+
+    assert report.stress[:, 0] == pytest.approx(expected, rel=1e-12)
+    # No samples yet: VaR is NaN rather than a made-up zero.
+    assert np.isnan(report.parametric).all()
+    assert np.isnan(report.historical).all()
+    assert report.samples == 0
+
+
+def test_copy_is_unaffected_by_later_fills_and_ticks() -> None:
+    engine = engine_of(BOOK)
+    state = capture(engine, ALL, NOW_NS)
+    before = take_snapshot(state, TERMS, UNIVERSE)
+
+    engine.apply_fills([Fill(AccountId("ACC-0"), AAA, 400.0, 101.0, ledger_seq=7)])
+    engine.on_prices_changed(quote(engine.prices, {AAA: 120.0}, ts_ns=NOW_NS + NS), NOW_NS)
+    again = take_snapshot(state, TERMS, UNIVERSE)
+
+    assert exposures_by_key(again) == exposures_by_key(before)
+    np.testing.assert_array_equal(again.stress.qm, before.stress.qm)
+    np.testing.assert_array_equal(again.stress.marks, before.stress.marks)
+    # And a fresh copy does see them: 500 AAA at 120 = 60,000 USD = 50,000 EUR.
+    fresh = exposures_by_key(take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE))
+    assert fresh[(0, AAA)] == pytest.approx(50_000.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("rows", [[0], [1], [2], [0, 2]])
+def test_snapshot_of_some_accounts_equals_their_part_of_everyone(rows: list[int]) -> None:
+    engine = engine_of(BOOK)
+    accounts = np.array(rows, dtype=np.int64)
+
+    part = take_snapshot(capture(engine, accounts, NOW_NS), TERMS, UNIVERSE)
+    whole = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+
+    expected = {(rows.index(a), u): v for (a, u), v in exposures_by_key(whole).items() if a in rows}
+    assert exposures_by_key(part) == expected
+    assert part.excluded.tolist() == whole.excluded[accounts].tolist()
+    assert part.accounts.tolist() == rows
+
+
+def test_unpriced_fx_rate_excludes_the_foreign_position() -> None:
+    # No EURUSD quote: the EUR account cannot value its USD stock in EUR.
+    prices = new_prices()
+    quote(prices, {AAA: 100.0})
+    engine = new_engine(prices, new_book(BOOK[:1]))
+
+    snapshot = take_snapshot(capture(engine, np.array([0]), NOW_NS), TERMS, UNIVERSE)
+
+    assert snapshot.excluded.tolist() == [1]
+    assert all(math.isfinite(v) for v in snapshot.exposures.value)
+    assert exposures_by_key(snapshot) == {}
