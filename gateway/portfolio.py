@@ -220,23 +220,22 @@ class PortfolioChannel:
         engine, book = self.engine, self.engine.book
         p = np.asarray(positions, dtype=np.int64)
         ix = book.pos_instrument[p]
-        values, marks = engine.values, engine.marks
-        multiplier = engine.terms.multiplier[ix]
+        values = engine.position_values(p)
         columns = {
             "quantity": book.column("quantity")[p],
             "avg_cost": book.column("avg_cost")[p],
-            "price": marks.mark[ix],
-            "market_value": values.market_value[p],
-            "unrealised_pnl": values.unrealised_pnl[p],
+            "price": values.mark,
+            "market_value": values.market_value,
+            "unrealised_pnl": values.unrealised_pnl,
             "realised_pnl": book.column("realised_pnl")[p],
-            "day_pnl": values.day_pnl[p],
+            "day_pnl": values.day_pnl,
             "commission": book.column("commission")[p],
-            "exposure": values.exposure[p],
-            "delta": book.column("quantity")[p] * marks.delta[ix] * multiplier,
-            "gamma": values.gamma[p],
-            "vega": values.vega[p],
-            "theta": values.theta[p],
-            "rho": values.rho[p],
+            "exposure": values.exposure,
+            "delta": values.delta,
+            "gamma": values.gamma,
+            "vega": values.vega,
+            "theta": values.theta,
+            "rho": values.rho,
             "fx_rate": engine.fx_to_base(p)[0],
         }
         lists = {name: column.tolist() for name, column in columns.items()}

@@ -2,11 +2,11 @@
 
 Every ``risk.interval_ms`` on the event loop: feed the EWMA model one sample
 of risk-series levels, reprice every option for the time that passed (and
-push the accounts that changed), and take a snapshot of the engine. The run
-itself (VaR and stress for every account) goes to a worker thread, so the
-loop only pays for the sample and the snapshot; the loop-lag monitor
-measures what is left of the stall. Runs never overlap: a slow run delays
-the next one.
+push the accounts that changed), and copy the arrays a run reads. The run
+itself (exposures, VaR and stress for every account) goes to a worker
+thread, so the loop only pays for the sample, the option repricing and the
+copies; the loop-lag monitor measures what is left of the stall. Runs never
+overlap: a slow run delays the next one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from gateway.metrics import Metrics
 from gateway.portfolio import PortfolioChannel
 from gateway.settings import RiskSettings
 from portfolio.risk import TRADING_SECONDS_PER_DAY, FactorModel
-from portfolio.riskrun import RiskReport, RiskUniverse, run_risk, take_snapshot
+from portfolio.riskrun import (
+    EngineCopy,
+    RiskReport,
+    RiskUniverse,
+    capture,
+    run_risk,
+    take_snapshot,
+)
 from portfolio.stress import DEFAULT_SCENARIOS, StressScenario, parse_scenarios
 from pricing.types import I64Array1D
 
@@ -79,24 +86,27 @@ class RiskWorker:
             self._channel.publish_risk(report)
 
     async def run_once(self, accounts: I64Array1D, now_ns: int) -> RiskReport:
-        """Risk of ``accounts`` (sorted rows) now; the heavy part runs in a thread."""
+        """Risk of ``accounts`` (sorted rows) now; only array copies happen on the loop."""
         async with self._lock:
-            snapshot = take_snapshot(self._engine, self._universe, accounts, now_ns)
+            state = capture(self._engine, accounts, now_ns)
             model = self.model.copy()
             started = time.perf_counter()
-            s = self._settings
-            report = await asyncio.to_thread(
-                run_risk,
-                snapshot,
-                model,
-                self._engine.terms,
-                self.scenarios,
-                confidences=s.confidence_levels(),
-                horizon_s=s.horizon_days * TRADING_SECONDS_PER_DAY,
-                sample_interval_s=s.interval_ms / 1000,
-            )
+            report = await asyncio.to_thread(self._compute, state, model)
             self.run_seconds.observe(time.perf_counter() - started)
             return report
+
+    def _compute(self, state: EngineCopy, model: FactorModel) -> RiskReport:
+        # In the worker thread: touches only the copies and immutable terms.
+        s = self._settings
+        return run_risk(
+            take_snapshot(state, self._engine.terms, self._universe),
+            model,
+            self._engine.terms,
+            self.scenarios,
+            confidences=s.confidence_levels(),
+            horizon_s=s.horizon_days * TRADING_SECONDS_PER_DAY,
+            sample_interval_s=s.interval_ms / 1000,
+        )
 
     def _usd_per(self) -> np.ndarray:
         usd_per = self._engine.usd_per

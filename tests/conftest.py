@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from tests import servers
 from tests.servers import free_port, require_binary, wait_for_port
 
 
@@ -62,3 +64,30 @@ def private_tansu(tansu_binary: str) -> Iterator[Tansu]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    return require_binary(shutil.which("redis-server"), "redis-server")
+
+
+@pytest.fixture(scope="session")
+def shared_redis(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[servers.RedisServer]:
+    """One redis-server for the session; tests use their own key prefixes and never kill it."""
+    server = servers.RedisServer(redis_binary, str(tmp_path_factory.mktemp("redis-shared")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[servers.RedisServer]:
+    """A redis-server of the test's own, which the test may kill and restart."""
+    server = servers.RedisServer(redis_binary, str(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.stop()

@@ -57,3 +57,56 @@ def run_process(args: Sequence[str], port: int) -> Iterator[subprocess.Popen[byt
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free loopback port, without persistence.
+
+    ``stop()`` kills it; ``start()`` runs it again on the same port, empty,
+    like a crashed cache that came back.
+    """
+
+    def __init__(self, binary: str, data_dir: str) -> None:
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self._process is not None
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise RuntimeError(f"redis-server already runs on port {self.port}")
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.data_dir,
+        ]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(self.port)
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {process.returncode}")
+        except BaseException:
+            process.kill()
+            process.wait(timeout=10)
+            raise
+        self._process = process
+
+    def stop(self) -> None:
+        """Kill the server (no shutdown, no save): its data is gone."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
