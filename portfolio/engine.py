@@ -45,7 +45,7 @@ status and counts say so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -178,11 +178,15 @@ class PortfolioChange:
     accounts : ndarray, shape (A,), int64
         Distinct account rows whose totals changed (in no particular order).
     positions : ndarray, shape (S,), int64
-        Position rows whose values changed.
+        Position rows whose values changed (in their instrument's currency).
+    currencies : ndarray, shape (K,), int64
+        Currencies whose USD rate or its status moved: every position in one
+        of them, or held by an account based in one, converts differently.
     """
 
     accounts: I64Array1D
     positions: I64Array1D
+    currencies: I64Array1D = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +304,7 @@ class PortfolioEngine:
             hit = self._holds(fx_moved)
             hit[accounts] = True
             accounts = np.flatnonzero(hit).astype(np.int64)
-        return PortfolioChange(accounts, touched)
+        return PortfolioChange(accounts, touched, fx_moved)
 
     def start_day(self, now_ns: int) -> None:
         """Roll to a new trading day and revalue everything.

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 
 import numpy as np
 
 from portfolio.positions import PositionBook
 from portfolio.store import AccountRecord
+from portfolio.types import PositionState
 
-__all__ = ["load_records", "record_of"]
+__all__ = ["load_records", "record_of", "record_problem", "records_of"]
+
+_FIELDS = tuple(f.name for f in fields(PositionState))
+"""PositionState's fields in order: each is a column of the book."""
+
+
+def record_problem(
+    record: AccountRecord, symbol_index: Mapping[str, int], currencies: Sequence[str]
+) -> str | None:
+    """Why ``record`` cannot be loaded here (a symbol or currency unknown), or None."""
+    if record.base_currency not in currencies:
+        return f"account {record.account}: unknown base currency {record.base_currency!r}"
+    for currency in record.cash:
+        if currency not in currencies:
+            return f"account {record.account}: unknown cash currency {currency!r}"
+    for symbol in record.positions:
+        if symbol not in symbol_index:
+            return f"account {record.account}: unknown instrument {symbol!r}"
+    return None
 
 
 def load_records(
@@ -31,18 +51,33 @@ def load_records(
             book.set_position(n, ix, state)
 
 
+def records_of(
+    book: PositionBook, symbols: Sequence[str], accounts: Sequence[int]
+) -> list[AccountRecord]:
+    """The current records of some accounts (rows) of ``book``, in that order.
+
+    One pass over their positions: the columns are read once, not per account.
+    """
+    rows = book.positions_of_accounts(np.asarray(accounts, dtype=np.int64))
+    owner = book.pos_account[rows].tolist()
+    instrument = book.pos_instrument[rows].tolist()
+    columns = [book.column(name)[rows].tolist() for name in _FIELDS]
+    positions: dict[int, dict[str, PositionState]] = {a: {} for a in accounts}
+    for k, (a, ix) in enumerate(zip(owner, instrument, strict=True)):
+        positions[a][symbols[ix]] = PositionState(*(column[k] for column in columns))
+    cash = book.cash[list(accounts)].tolist()
+    return [
+        AccountRecord(
+            account=book.accounts[a],
+            base_currency=book.currencies[int(book.base_ix[a])],
+            version=int(book.version[a]),
+            cash={c: amount for c, amount in zip(book.currencies, cash[i], strict=True) if amount},
+            positions=positions[a],
+        )
+        for i, a in enumerate(accounts)
+    ]
+
+
 def record_of(book: PositionBook, symbols: Sequence[str], account_ix: int) -> AccountRecord:
     """The current record of one account of ``book``."""
-    rows = book.positions_of_accounts(np.array([account_ix], dtype=np.int64))
-    instruments = book.pos_instrument[rows]
-    cash = book.cash[account_ix]
-    return AccountRecord(
-        account=book.accounts[account_ix],
-        base_currency=book.currencies[int(book.base_ix[account_ix])],
-        version=int(book.version[account_ix]),
-        cash={c: float(cash[i]) for i, c in enumerate(book.currencies) if cash[i] != 0.0},
-        positions={
-            symbols[int(ix)]: book.position_state(int(p))
-            for ix, p in zip(instruments.tolist(), rows.tolist(), strict=True)
-        },
-    )
+    return records_of(book, symbols, [account_ix])[0]

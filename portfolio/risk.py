@@ -7,7 +7,9 @@ currency), K = factors, S = historical scenarios, A = accounts, E = summed
 **Returns.** Every ``sample_interval_s`` the caller hands ``observe`` the
 level of every series (instrument marks, and the USD value of each currency).
 Log returns against the previous sample update the estimates; a series
-without a price in either sample contributes a zero return.
+without a price in either sample contributes a zero return. A sample taken
+late (``intervals`` > 1) has its returns scaled to one interval by the
+square root of time, so the moments stay per interval.
 
 **EWMA factor model (RiskMetrics, lambda = 0.94).** A full U x U covariance is
 too big for thousands of instruments, so returns are modelled as
@@ -43,6 +45,7 @@ VaR is NaN.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -130,17 +133,26 @@ class FactorModel:
         """Also keep the full U x U EWMA covariance (for accuracy tests on small U)."""
         self.full_cov = np.zeros((self.size_u, self.size_u))
 
-    def observe(self, levels: F64Array1D) -> None:
-        """Take one sample of series levels, shape (U,); NaN where a series has no price."""
+    def observe(self, levels: F64Array1D, *, intervals: float = 1.0) -> None:
+        """Take one sample of series levels, shape (U,); NaN where a series has no price.
+
+        ``intervals`` is the time since the previous sample in sample
+        intervals; a late sample's returns are scaled by ``1 / sqrt(intervals)``
+        (square-root-of-time), so every return estimates one interval's.
+        """
         levels = np.asarray(levels, dtype=np.float64)
         if levels.shape != (self.size_u,):
             raise ShapeError("levels", (self.size_u,), levels.shape)
+        if not (math.isfinite(intervals) and intervals > 0):
+            raise ValueError(f"intervals must be a positive number, was {intervals}")
         last, self._last = self._last, levels.copy()
         if last is None:
             return
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.log(levels / last)
         r[~np.isfinite(r)] = 0.0
+        if intervals != 1.0:
+            r /= math.sqrt(intervals)
         self.update(r)
 
     def update(self, r: F64Array1D) -> None:

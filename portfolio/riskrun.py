@@ -244,7 +244,6 @@ def take_snapshot(
         is_foreign=foreign,
         cash_foreign=cash_base.sum(axis=1),
         mid=state.mid,
-        marks=state.marks.mark,
         now_ns=state.now_ns,
         size_a=a,
     )

@@ -104,8 +104,6 @@ class StressInputs:
         Cash held in currencies other than the base, in base currency.
     mid : ndarray, shape (M,), float64
         Current mids.
-    marks : ndarray, shape (M,), float64
-        Current marks (options at model prices).
     now_ns : int
     size_a : int
     """
@@ -119,7 +117,6 @@ class StressInputs:
     is_foreign: BoolArray1D
     cash_foreign: F64Array1D
     mid: F64Array1D
-    marks: F64Array1D
     now_ns: int
     size_a: int
 
@@ -144,6 +141,11 @@ def stress_pnl(
     is_pair = terms.is_fx_pair[inputs.instrument]
     base_moves = is_pair & (pair_base != inputs.base_ix)
     quote_moves = is_pair & (terms.currency_ix[inputs.instrument] != inputs.base_ix)
+    # The unshocked values at the same instant, so P&L is the shock's alone
+    # (not also the options' time decay since they were last marked).
+    before = InstrumentMarks(inputs.mid.shape[0])
+    before.update(terms, to_price, inputs.mid, no_stale, inputs.now_ns)
+    mark_before = before.mark[inputs.instrument]
     for z, scenario in enumerate(scenarios):
         shocked_mid = np.where(
             terms.is_equity_risk & ~terms.is_option,
@@ -157,10 +159,8 @@ def stress_pnl(
         pair_move = np.where(base_moves, 1.0 + scenario.fx, 1.0) / np.where(
             quote_moves, 1.0 + scenario.fx, 1.0
         )
-        new_mark = np.where(
-            is_pair, inputs.marks[inputs.instrument] * pair_move, marks.mark[inputs.instrument]
-        )
-        price_pnl = inputs.qm * (new_mark - inputs.marks[inputs.instrument]) * inputs.fx_to_base
+        new_mark = np.where(is_pair, mark_before * pair_move, marks.mark[inputs.instrument])
+        price_pnl = inputs.qm * (new_mark - mark_before) * inputs.fx_to_base
         value_after = (
             np.where(margined, inputs.qm * (new_mark - inputs.avg_cost), inputs.qm * new_mark)
             * inputs.fx_to_base

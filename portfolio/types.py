@@ -93,6 +93,16 @@ class PositionState:
     day_trade_value: float = 0.0
 
     def __post_init__(self) -> None:
+        values = (
+            self.quantity,
+            self.avg_cost,
+            self.realised_pnl,
+            self.commission,
+            self.day_open_quantity,
+            self.day_trade_value,
+        )
+        if all(map(math.isfinite, values)):  # the hot path: one call, no field lookups
+            return
         for field in fields(self):
             value = getattr(self, field.name)
             if not math.isfinite(value):

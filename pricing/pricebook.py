@@ -200,6 +200,11 @@ class PriceBook:
         self.is_stale = np.ones(m, dtype=np.bool_)
         self.rejections = np.zeros(len(RejectReason), dtype=np.int64)
 
+    def roll_close(self) -> None:
+        """Start a new day: the current mid becomes the previous close, where there is one."""
+        mid = self.mid()
+        self.prev_close = np.where(np.isnan(mid), self.prev_close, mid)
+
     def has_price(self) -> BoolArray1D:
         """Mask, shape (M,), bool, of instruments with a quote or a trade."""
         has_price: BoolArray1D = np.isnan(self.bid) & np.isnan(self.last)

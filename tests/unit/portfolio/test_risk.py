@@ -87,6 +87,30 @@ def test_observe_feeds_log_returns_and_zero_where_a_level_is_missing() -> None:
     np.testing.assert_allclose(model.cross, twin.cross, rtol=1e-12, atol=1e-20)
 
 
+def test_late_sample_returns_are_scaled_to_one_interval() -> None:
+    on_time = FactorModel(np.array(GROUPS), lam=LAM, window=10, min_samples=1)
+    late = FactorModel(np.array(GROUPS), lam=LAM, window=10, min_samples=1)
+    first = np.array([100.0, 50.0, 30.0, 20.0, 1.1])
+    second = np.array([102.0, 49.0, 30.3, 20.2, 1.12])
+    on_time.observe(first)
+    late.observe(first)
+
+    on_time.observe(second)
+    late.observe(second, intervals=4.0)
+
+    # Four intervals' return, scaled by 1/sqrt(4): half the return, a quarter the variance.
+    np.testing.assert_allclose(late.scenarios(), on_time.scenarios() / 2, rtol=1e-12)
+    np.testing.assert_allclose(late.variance, on_time.variance / 4, rtol=1e-12)
+
+
+@pytest.mark.parametrize("intervals", [0.0, -1.0, math.nan, math.inf])
+def test_observe_refuses_an_impossible_interval_count(intervals: float) -> None:
+    model = FactorModel(np.array(GROUPS), lam=LAM, window=10, min_samples=1)
+
+    with pytest.raises(ValueError, match="intervals"):
+        model.observe(np.ones(len(GROUPS)), intervals=intervals)
+
+
 def test_observe_refuses_levels_of_the_wrong_shape() -> None:
     model = FactorModel(np.array(GROUPS), lam=LAM, window=10, min_samples=1)
 

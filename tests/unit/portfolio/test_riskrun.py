@@ -22,6 +22,7 @@ from tests.reference.portfolio import RefAccount
 from tests.unit.portfolio.market import (
     AAA,
     BBB,
+    CALL,
     EURUSD,
     FX,
     MASTER,
@@ -139,7 +140,7 @@ def test_copy_is_unaffected_by_later_fills_and_ticks() -> None:
 
     assert exposures_by_key(again) == exposures_by_key(before)
     np.testing.assert_array_equal(again.stress.qm, before.stress.qm)
-    np.testing.assert_array_equal(again.stress.marks, before.stress.marks)
+    np.testing.assert_array_equal(again.stress.mid, before.stress.mid)
     # And a fresh copy does see them: 500 AAA at 120 = 60,000 USD = 50,000 EUR.
     fresh = exposures_by_key(take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE))
     assert fresh[(0, AAA)] == pytest.approx(50_000.0, rel=1e-12)
@@ -170,3 +171,25 @@ def test_unpriced_fx_rate_excludes_the_foreign_position() -> None:
     assert snapshot.excluded.tolist() == [1]
     assert all(math.isfinite(v) for v in snapshot.exposures.value)
     assert exposures_by_key(snapshot) == {}
+
+
+def test_zero_shock_is_zero_pnl_for_options_marked_earlier() -> None:
+    # The call was last marked at NOW_NS; the run is a day later. Repricing
+    # for that day is time decay, not the scenario's P&L.
+    engine = engine_of([RefAccount("USD", {}, [(CALL, held(10, 8.0))])])
+    later = NOW_NS + 86_400 * NS
+    snapshot = take_snapshot(capture(engine, np.array([0]), later), TERMS, UNIVERSE)
+    model = FactorModel(UNIVERSE.group_of, lam=0.94, window=250, min_samples=20)
+
+    report = run_risk(
+        snapshot,
+        model,
+        TERMS,
+        [StressScenario("nothing"), StressScenario("up", equity=0.1)],
+        confidences=[0.99],
+        horizon_s=86_400.0,
+        sample_interval_s=1.0,
+    )
+
+    assert report.stress[0, 0] == 0.0
+    assert report.stress[0, 1] > 0.0  # a long call gains when its underlying rises

@@ -1,8 +1,7 @@
 """Stress P&L by full revaluation against the scalar twin and by hand; scenario parsing.
 
 Inputs are built by hand on the small market of ``market.py`` at a fixed
-``NOW_NS``: mids for the plain instruments, and current marks (options at
-their Black-Scholes price) from the scalar twin.
+``NOW_NS``: mids for the plain instruments; options are priced off them.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from portfolio.stress import stress_pnl as stress_pnl_of
 from tests.reference.portfolio import (
     RefStressPosition,
     black_scholes_scalar,
-    reference_mark,
     reference_stress_pnl,
 )
 from tests.unit.portfolio.market import (
@@ -40,7 +38,6 @@ from tests.unit.portfolio.market import (
 
 MIDS = {AAA: 100.0, BBB: 50.0, EEE: 84.0, JJJ: 3000.0, ESZ6: 7000.0, EURUSD: 1.2, USDJPY: 150.0}
 MID = [MIDS.get(ix, math.nan) for ix in range(len(REF))]
-MARK = [reference_mark(REF, ix, MID, [False] * len(REF), NOW_NS).mark for ix in range(len(REF))]
 USD_PER_EUR, EUR_PER_USD, EUR_PER_JPY = 1.2, 1 / 1.2, 1 / 150 / 1.2
 
 # Account 0, base USD: stock, calls, a future, a EUR stock, EUR cash.
@@ -78,7 +75,6 @@ def inputs_of(
         is_foreign=np.array([p.is_foreign for _, p in rows]),
         cash_foreign=np.array([cash.get(a, 0.0) for a in range(len(book))]),
         mid=np.array(MID),
-        marks=np.array(MARK),
         now_ns=NOW_NS,
         size_a=len(book),
     )

@@ -407,3 +407,14 @@ def test_apply_matches_scalar_reference_on_random_batches(batches: list[list[Row
         # Values are copied, never computed, so the tolerance is zero; NaN equals NaN.
         want = np.array(getattr(reference, name), dtype=np.float64)
         np.testing.assert_allclose(getattr(book, name), want, rtol=0, atol=0, err_msg=name)
+
+
+def test_roll_close_takes_each_mid_and_keeps_the_close_of_unpriced_instruments() -> None:
+    book = PriceBook(np.array([10.0, 20.0, 30.0]), stale_after_ns=10 * NS)
+    book.apply(make_batch([0], bid=[11.0], ask=[12.0]))
+    book.apply(make_batch([1], last=[21.0]))
+
+    book.roll_close()
+
+    # 0: quoted, mid 11.5; 1: traded only, its last; 2: never priced, kept.
+    assert book.prev_close.tolist() == [11.5, 21.0, 30.0]
