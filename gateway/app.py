@@ -24,6 +24,7 @@ from gateway.auth import TokenVerifier
 from gateway.channels import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import load_or_create_dev_secret
+from gateway.errors import SettingsError
 from gateway.hub import HUB_STATE_KEY, ConnectionHub
 from gateway.metrics import Metrics
 from gateway.pipeline import MarketDataPipeline, MarketDataSource
@@ -42,7 +43,7 @@ from portfolio.errors import StoreUnavailable
 from portfolio.fx import FxTable
 from portfolio.memory import MemoryPositionStore
 from portfolio.positions import PositionBook
-from portfolio.records import load_records, record_of
+from portfolio.records import load_records, record_problem, records_of
 from portfolio.redis import RedisPositionStore
 from portfolio.riskrun import RiskUniverse
 from portfolio.store import AccountRecord, PositionStore
@@ -111,6 +112,8 @@ class Gateway:
         self._spawn("sweeper", self.hub.run_sweeper)
         self._spawn("risk", portfolio.risk.run)
         self._spawn("positions-sync", portfolio.sync.run)
+        day_roll = self.settings.portfolio.day_roll_minute()
+        self._spawn("day-roll", lambda: portfolio.channel.run_day_rolls(day_roll))
         self._spawn("loop-monitor", self.loop_monitor.run)
         self.is_ready = True
         logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
@@ -123,6 +126,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.portfolio is not None:
+            self.portfolio.channel.close()
         await self.source.stop()
         if self.portfolio is not None:
             try:
@@ -173,9 +178,10 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
         gateway.store,
         name="redis" if settings.redis.url else "memory",
         settings=settings.redis,
-        record_of=lambda account: record_of(
-            positions, master.symbols, positions.account_ix(account)
+        records_of=lambda accounts: records_of(
+            positions, master.symbols, [positions.account_ix(a) for a in accounts]
         ),
+        problem=lambda record: record_problem(record, master.symbol_index, fx.currencies),
         all_accounts=lambda: list(positions.accounts),
         metrics=gateway.metrics,
     )
@@ -197,6 +203,8 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
         history=settings.fanout.recovery_history,
         risk_settings=(risk.ewma_lambda, risk.window, risk.horizon_days),
         clock=gateway.clock,
+        metrics=gateway.metrics,
+        max_loop_share=settings.portfolio.max_loop_share,
     )
     gateway.hub.register_channel(channel, PortfolioChannelSpec(set(positions.accounts)))
     gateway.pipeline.add_listener(channel)
@@ -211,9 +219,15 @@ def _truth(settings: Settings, master: InstrumentMaster) -> dict[AccountId, Acco
     # the seeded demo accounts.
     p = settings.portfolio
     if p.positions_file is not None:
-        return load_positions_file(p.positions_file)
-    records = demo_records(master, count=p.demo_accounts, seed=p.demo_seed)
-    return {r.account: r for r in records}
+        records = load_positions_file(p.positions_file)
+        currencies = FxTable(master).currencies
+        for record in records.values():
+            problem = record_problem(record, master.symbol_index, currencies)
+            if problem is not None:
+                raise SettingsError("TICKGATE_PORTFOLIO_POSITIONS_FILE", problem)
+        return records
+    demo = demo_records(master, count=p.demo_accounts, seed=p.demo_seed)
+    return {r.account: r for r in demo}
 
 
 def _build_store(settings: Settings) -> PositionStore:

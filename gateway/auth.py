@@ -19,6 +19,7 @@ from gateway.errors import AuthError
 
 __all__ = [
     "ADMIN_SCOPE",
+    "READ_SCOPE",
     "AccountId",
     "Principal",
     "TokenVerifier",
@@ -28,7 +29,8 @@ __all__ = [
 AccountId = NewType("AccountId", str)
 
 ADMIN_SCOPE: Final = "admin"
-DEFAULT_SCOPES: Final = ("read",)
+READ_SCOPE: Final = "read"
+DEFAULT_SCOPES: Final = (READ_SCOPE,)
 _ALGORITHM: Final = "HS256"
 
 
@@ -46,8 +48,8 @@ class Principal:
         return scope in self.scopes
 
     def may_read_account(self, account: str) -> bool:
-        """Return whether the token lists ``account``."""
-        return account in self.accounts
+        """Return whether the token has the ``read`` scope and lists ``account``."""
+        return READ_SCOPE in self.scopes and account in self.accounts
 
 
 class TokenVerifier:

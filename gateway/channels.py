@@ -40,6 +40,10 @@ class QuotesChannelSpec:
             raise ProtocolError("bad_request", "symbols must be a non-empty list of strings")
         return tuple(dict.fromkeys(symbols))
 
+    def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
+        """None: quotes are readable with any token."""
+        return []
+
     def check_keys(self, keys: Sequence[str], principal: Principal | None) -> None:
         """Raise ``unknown_symbol`` listing the symbols the master lacks."""
         unknown = [k for k in keys if k not in self._symbols]
@@ -79,9 +83,13 @@ class PortfolioChannelSpec:
             return tuple(dict.fromkeys(accounts))
         raise ProtocolError("bad_request", "account must be a non-empty string")
 
+    def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
+        """The accounts the token does not grant (with the ``read`` scope)."""
+        return [k for k in keys if principal is None or not principal.may_read_account(k)]
+
     def check_keys(self, keys: Sequence[str], principal: Principal | None) -> None:
         """Raise ``forbidden`` for accounts the token does not list, then ``unknown_account``."""
-        refused = [k for k in keys if principal is None or not principal.may_read_account(k)]
+        refused = self.refused(keys, principal)
         if refused:
             raise ProtocolError(
                 "forbidden",
@@ -93,5 +101,5 @@ class PortfolioChannelSpec:
             raise ProtocolError(
                 "unknown_account",
                 f"{len(unknown)} account(s) have no positions here",
-                extra={"accounts": unknown[:_SHOWN_UNKNOWN]},
+                extra={"accounts": [k[:_MAX_SYMBOL_CHARS] for k in unknown[:_SHOWN_UNKNOWN]]},
             )

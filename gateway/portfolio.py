@@ -1,8 +1,15 @@
 """The ``portfolio`` channel: an account's positions, totals and risk, pushed live.
 
-Every tick batch revalues what it touched (``PortfolioEngine``); each watched
-account whose values changed gets one ``update`` with the changed position
-rows and the new totals, as absolute values. Risk reports arrive on their own
+Tick batches mark the instruments they changed; the engine revalues them
+(``PortfolioEngine``) in the next loop step, and each watched account whose
+values changed gets one ``update`` with the changed position rows and the
+new totals, as absolute values. Revaluation takes at most
+``max_loop_share`` of the event loop: after one that took ``t`` the next
+waits ``t x (1 - share) / share``, and every batch of the meantime is
+revalued in one go. Values are absolute, so nothing is lost, and under a
+tick storm the portfolio refresh rate drops instead of the quote latency
+growing. A move of an FX rate also resends the rows of the watched accounts
+holding that currency, as their ``fx_rate`` and status moved. Risk reports arrive on their own
 cadence as updates carrying ``risk``. Updates that queue up for a lagging
 client merge per account (rows by symbol, the latest totals and risk), so
 conflation never loses a row.
@@ -13,6 +20,8 @@ their recovery history is dropped while nobody watches (``Topic``).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -22,6 +31,7 @@ import orjson
 from gateway.channels import PORTFOLIO
 from gateway.clock import Clock
 from gateway.fanout import KeyState, Subscriber, Topic
+from gateway.metrics import Metrics
 from gateway.outbox import Delta
 from gateway.session import Message, Subscribe, Unsubscribe
 from portfolio.engine import TOTAL_FIELDS, AccountTotals, PortfolioChange, PortfolioEngine
@@ -30,7 +40,17 @@ from portfolio.types import Fill, Status
 from pricing.instruments import InstrumentMaster
 from pricing.types import I64Array1D
 
-__all__ = ["PortfolioChannel", "PortfolioDelta"]
+__all__ = ["PortfolioChannel", "PortfolioDelta", "seconds_until_utc"]
+
+_DAY_S: Final = 86_400
+
+
+def seconds_until_utc(minute_of_day: int, now_ns: int) -> float:
+    """Seconds from ``now_ns`` to the next ``minute_of_day`` (UTC), in (0, 1 day]."""
+    now_s = now_ns / 1e9
+    wait = (minute_of_day * 60 - now_s) % _DAY_S
+    return wait if wait > 0 else float(_DAY_S)
+
 
 _STATUS: Final = tuple(s.label for s in Status)
 
@@ -87,9 +107,20 @@ class PortfolioChannel:
         history: int,
         risk_settings: tuple[float, int, float],
         clock: Clock,
+        metrics: Metrics,
+        max_loop_share: float = 0.5,
     ) -> None:
         self.engine = engine
         self._clock = clock
+        self._pause_factor = (1.0 - max_loop_share) / max_loop_share
+        self._pending = np.zeros(engine.terms.multiplier.shape[0], dtype=np.bool_)
+        self._scheduled: asyncio.TimerHandle | None = None
+        self._not_before = 0.0
+        self.revaluation_seconds = metrics.histogram(
+            "portfolio_revaluation_seconds",
+            "Time of one revaluation on ticks (the batches since the last one).",
+            (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+        )
         self._symbols = master.symbols
         self._kinds = tuple(i.type.value for i in master)
         self._currencies = engine.book.currencies
@@ -125,8 +156,53 @@ class PortfolioChannel:
     # --- updates ------------------------------------------------------------------
 
     def on_book_changed(self, changed_ix: I64Array1D, now_ns: int) -> None:
-        """Revalue what the batch touched and push the watched accounts."""
-        self.publish(self.engine.on_prices_changed(changed_ix, now_ns), now_ns)
+        """Mark what the batch touched; it is revalued in a later loop step."""
+        self._pending[changed_ix] = True
+        if self._scheduled is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._not_before - loop.time())
+            self._scheduled = loop.call_later(delay, self.revalue_pending)
+
+    def revalue_pending(self) -> None:
+        """Revalue every instrument marked since the last time and push the accounts."""
+        self._scheduled = None
+        changed = np.flatnonzero(self._pending).astype(np.int64)
+        if changed.size == 0:
+            return
+        self._pending[changed] = False
+        started = time.perf_counter()
+        now_ns = self._clock.now_ns()
+        self.publish(self.engine.on_prices_changed(changed, now_ns), now_ns)
+        took = time.perf_counter() - started
+        self.revaluation_seconds.observe(took)
+        self._not_before = asyncio.get_running_loop().time() + took * self._pause_factor
+
+    def roll_day(self, now_ns: int) -> None:
+        """Start a new trading day and push every watched account.
+
+        Current mids become the previous closes, today's opening quantities
+        the current ones; day P&L starts again from zero.
+        """
+        self.engine.prices.roll_close()
+        self.engine.start_day(now_ns)
+        book = self.engine.book
+        every = PortfolioChange(
+            np.arange(book.size_n, dtype=np.int64), np.arange(book.size_p, dtype=np.int64)
+        )
+        self.publish(every, now_ns)
+
+    async def run_day_rolls(self, minute_of_day: int) -> None:
+        """Roll the day every day at ``minute_of_day`` (UTC), until cancelled."""
+        while True:
+            await asyncio.sleep(seconds_until_utc(minute_of_day, self._clock.now_ns()))
+            self.roll_day(self._clock.now_ns())
+            await asyncio.sleep(60)  # past the minute, even if the timer fired early
+
+    def close(self) -> None:
+        """Drop a scheduled revaluation (at shutdown)."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
 
     def apply_fills(self, fills: list[Fill], now_ns: int) -> PortfolioChange:
         """Apply fills to the engine and push the accounts they changed."""
@@ -147,6 +223,15 @@ class PortfolioChannel:
             return
         book = self.engine.book
         positions = change.positions[self._is_watched[book.pos_account[change.positions]]]
+        if change.currencies.size:
+            # Rows whose rate to the base moved: their fx_rate and status did.
+            held = book.positions_of_accounts(np.sort(live))
+            moved = np.zeros(len(self._currencies), dtype=np.bool_)
+            moved[change.currencies] = True
+            ccy = self.engine.terms.currency_ix[book.pos_instrument[held]]
+            base = book.base_ix[book.pos_account[held]]
+            hit = held[(moved[ccy] | moved[base]) & (ccy != base)]
+            positions = np.union1d(positions, hit)
         rows_of = _group(book.pos_account[positions], positions)
         totals = self.engine.totals(live)
         touched: set[Subscriber] = set()

@@ -5,8 +5,9 @@ of risk-series levels, reprice every option for the time that passed (and
 push the accounts that changed), and copy the arrays a run reads. The run
 itself (exposures, VaR and stress for every account) goes to a worker
 thread, so the loop only pays for the sample, the option repricing and the
-copies; the loop-lag monitor measures what is left of the stall. Runs never
-overlap: a slow run delays the next one.
+copies; the loop-lag monitor measures what is left of the stall. Samples
+keep a fixed period whatever a run takes; runs never overlap: a run starts
+at the first sample after the previous one ended.
 """
 
 from __future__ import annotations
@@ -68,32 +69,58 @@ class RiskWorker:
         self._lock = asyncio.Lock()
         self.run_seconds = metrics.histogram(
             "risk_run_seconds",
-            "Wall time of one risk run over every account (in the worker thread).",
+            "Wall time of one periodic risk run over every account (mostly in the worker).",
             (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
 
     async def run(self) -> None:
-        """Sample, reprice options and publish risk every interval, until cancelled."""
+        """Sample, reprice options and start a risk run every interval, until cancelled.
+
+        Samples are taken on a fixed period, whatever a run takes; a run starts
+        at a sample when the previous one is done (runs never overlap). A
+        sample the loop takes late has its returns scaled to one interval.
+        """
+        loop = asyncio.get_running_loop()
         interval_s = self._settings.interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval_s)
-            now_ns = self._clock.now_ns()
-            engine = self._engine
-            self.model.observe(self._universe.levels(engine.marks.mark, self._usd_per()))
-            self._channel.publish(engine.revalue_options(now_ns), now_ns)
-            every = np.arange(engine.book.size_n, dtype=np.int64)
+        due = loop.time() + interval_s
+        last_sample = None
+        running: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                now = loop.time()
+                due = max(due + interval_s, now)  # after a stall: carry on, no burst
+                engine = self._engine
+                levels = self._universe.levels(engine.marks.mark, self._usd_per())
+                intervals = 1.0 if last_sample is None else (now - last_sample) / interval_s
+                self.model.observe(levels, intervals=max(intervals, 1e-3))
+                last_sample = now
+                now_ns = self._clock.now_ns()
+                self._channel.publish(engine.revalue_options(now_ns), now_ns)
+                if running is None or running.done():
+                    running = asyncio.create_task(self._run_all(now_ns))
+        finally:
+            if running is not None:
+                running.cancel()
+
+    async def _run_all(self, now_ns: int) -> None:
+        every = np.arange(self._engine.book.size_n, dtype=np.int64)
+        started = time.perf_counter()
+        try:
             report = await self.run_once(every, now_ns)
-            self._channel.publish_risk(report)
+        except Exception:
+            # The next sample starts a new run; the last report stays published.
+            logger.exception("risk run failed")
+            return
+        self.run_seconds.observe(time.perf_counter() - started)
+        self._channel.publish_risk(report)
 
     async def run_once(self, accounts: I64Array1D, now_ns: int) -> RiskReport:
         """Risk of ``accounts`` (sorted rows) now; only array copies happen on the loop."""
         async with self._lock:
             state = capture(self._engine, accounts, now_ns)
             model = self.model.copy()
-            started = time.perf_counter()
-            report = await asyncio.to_thread(self._compute, state, model)
-            self.run_seconds.observe(time.perf_counter() - started)
-            return report
+            return await asyncio.to_thread(self._compute, state, model)
 
     def _compute(self, state: EngineCopy, model: FactorModel) -> RiskReport:
         # In the worker thread: touches only the copies and immutable terms.

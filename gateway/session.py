@@ -117,6 +117,10 @@ class ChannelSpec(Protocol):
         """Raise ``ProtocolError`` when a key is unknown or not allowed."""
         ...
 
+    def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
+        """The keys ``principal`` may not read (checked again when a token is renewed)."""
+        ...
+
 
 class ClientSession:
     """Protocol state of one WebSocket connection."""
@@ -253,7 +257,21 @@ class ClientSession:
             "scopes": sorted(principal.scopes),
             "exp": principal.expires_at_s,
         }
-        return SessionOutput(messages=[with_request_id(reply, request_id)])
+        return SessionOutput(
+            messages=[with_request_id(reply, request_id)], commands=self._revoke(principal)
+        )
+
+    def _revoke(self, principal: Principal) -> list[Command]:
+        # A renewed token may grant less: drop what it no longer allows.
+        commands: list[Command] = []
+        for name, keys in list(self.subscriptions.items()):
+            refused = tuple(self._channels[name].refused(sorted(keys), principal))
+            if refused:
+                keys.difference_update(refused)
+                if not keys:
+                    del self.subscriptions[name]
+                commands.append(Unsubscribe(name, refused, None))
+        return commands
 
     def _channel(self, message: Mapping[str, object]) -> ChannelSpec:
         name = message.get("channel")

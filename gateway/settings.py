@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.errors import SettingsError
 from portfolio.stress import parse_scenarios
@@ -293,6 +294,12 @@ class PortfolioSettings:
     Without ``positions_file`` the gateway seeds ``demo_accounts`` demo
     accounts. ``rates`` gives the risk-free rate per currency for option
     pricing (``USD=0.04``); ``max_leverage`` sets buying power.
+    ``max_loop_share`` bounds the share of the event loop that revaluation
+    on ticks may take: after a revaluation that took ``t``, the next waits
+    ``t x (1 - share) / share``, and the ticks of the meantime are revalued
+    together. Every day at ``day_roll_utc`` (``HH:MM``, UTC) the trading day
+    rolls: current mids become the previous closes and today's opening
+    quantities the current ones, so day P&L starts again from zero.
     """
 
     env_section: ClassVar[str] = "PORTFOLIO"
@@ -301,10 +308,30 @@ class PortfolioSettings:
     positions_file: Path | None = None
     max_leverage: float = 2.0
     rates: tuple[str, ...] = ("USD=0.04", "EUR=0.02", "GBP=0.04", "JPY=0.005")
+    max_loop_share: float = 0.5
+    day_roll_utc: str = "22:00"
 
     def __post_init__(self) -> None:
         _check(self.demo_accounts >= 0, "demo_accounts", f"must be >= 0, was {self.demo_accounts}")
         _positive(self, "max_leverage")
+        _check(
+            0 < self.max_loop_share <= 1,
+            "max_loop_share",
+            f"must be in (0, 1], was {self.max_loop_share}",
+        )
+        self.day_roll_minute()
+
+    def day_roll_minute(self) -> int:
+        """``day_roll_utc`` as minutes after midnight UTC; raises ``SettingsError``."""
+        hours, _, minutes = self.day_roll_utc.partition(":")
+        ok = hours.isdigit() and minutes.isdigit() and len(minutes) == 2
+        total = int(hours) * 60 + int(minutes) if ok else -1
+        _check(
+            ok and int(hours) < 24 and int(minutes) < 60,
+            "day_roll_utc",
+            f"must be HH:MM (UTC), was {self.day_roll_utc!r}",
+        )
+        return total
         self.rate_by_currency()
 
     def rate_by_currency(self) -> dict[str, float]:
@@ -478,8 +505,19 @@ class Settings:
                 value = "***"
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, str):
+                value = _hide_password(value)
             out[key] = value
         return out
+
+
+def _hide_password(value: str) -> str:
+    # A URL's password (redis://user:pw@host) is shown as ***.
+    parts = urlsplit(value) if "://" in value else None
+    if parts is None or parts.password is None:
+        return value
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # --- environment mapping -----------------------------------------------------

@@ -4,7 +4,9 @@ At startup ``warm_start`` loads the store and keeps each cached account whose
 version is not behind the truth's (the ledger; until it exists, the positions
 file or the demo seed); accounts behind or missing are rebuilt from the truth
 and written back. Afterwards, accounts changed by fills are marked dirty and
-written in one pipelined batch every ``flush_interval_ms``.
+written every ``flush_interval_ms``, in pipelined batches of at most
+``FLUSH_BATCH`` accounts with a yield to the event loop between them, so
+even a full resync of every account never stalls the loop for long.
 
 When the store is unreachable the engine keeps serving from memory: the
 cache is marked degraded (health endpoint, metric, one warning), writes are
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from gateway.backoff import Backoff
 from gateway.metrics import Metrics
@@ -26,7 +29,10 @@ from portfolio.errors import StoreUnavailable
 from portfolio.store import AccountRecord, PositionStore
 from portfolio.types import AccountId
 
-__all__ = ["PositionSync"]
+__all__ = ["FLUSH_BATCH", "PositionSync"]
+
+FLUSH_BATCH: Final = 250
+"""Accounts per store write."""
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +46,16 @@ class PositionSync:
         *,
         name: str,
         settings: RedisSettings,
-        record_of: Callable[[AccountId], AccountRecord],
+        records_of: Callable[[Sequence[AccountId]], list[AccountRecord]],
+        problem: Callable[[AccountRecord], str | None] = lambda record: None,
         all_accounts: Callable[[], list[AccountId]],
         metrics: Metrics,
     ) -> None:
         self.store = store
         self.name = name
         self._settings = settings
-        self._record_of = record_of
+        self._records_of = records_of
+        self._problem = problem
         self._all_accounts = all_accounts
         self._dirty: set[AccountId] = set()
         self._wake = asyncio.Event()
@@ -73,18 +81,32 @@ class PositionSync:
             self._needs_full_resync = True
             return dict(truth)
         records: dict[AccountId, AccountRecord] = {}
+        unusable = differing = 0
         for account, record in truth.items():
             hit = cached.get(account)
+            if hit is not None and (problem := self._problem(hit)) is not None:
+                # E.g. an instrument since removed from the master: a miss.
+                logger.warning("ignoring cached %s", problem)
+                unusable += 1
+                hit = None
             if hit is not None and hit.version >= record.version:
+                differing += hit.version == record.version and hit != record
                 records[account] = hit
             else:
                 records[account] = record
                 self._dirty.add(account)
+        if differing:
+            logger.warning(
+                "positions: %d cached accounts differ from the truth at the same version; "
+                "the cache is kept (raise the version to replace it)",
+                differing,
+            )
         logger.info(
-            "positions: %d accounts warm from the %s cache, %d rebuilt",
+            "positions: %d accounts warm from the %s cache, %d rebuilt (%d unusable in the cache)",
             len(records) - len(self._dirty),
             self.name,
             len(self._dirty),
+            unusable,
         )
         if self._dirty:
             self._wake.set()
@@ -121,13 +143,16 @@ class PositionSync:
             self._recover()
             return
         accounts = sorted(self._dirty)
-        # Taken out before the write: an account changed during it is marked again.
+        # Taken out before the writes: an account changed meanwhile is marked again.
         self._dirty.clear()
-        try:
-            await self.store.save([self._record_of(a) for a in accounts])
-        except StoreUnavailable:
-            self._dirty.update(accounts)
-            raise
+        for start in range(0, len(accounts), FLUSH_BATCH):
+            batch = accounts[start : start + FLUSH_BATCH]
+            try:
+                await self.store.save(self._records_of(batch))
+            except StoreUnavailable:
+                self._dirty.update(accounts[start:])
+                raise
+            await asyncio.sleep(0)  # let ticks through between batches
         self._needs_full_resync = False
         self._recover()
 

@@ -259,11 +259,15 @@ async def test_resubscribe_recovers_missed_portfolio_updates(tmp_path):
             async with client(gw.ws_url, headers=headers("ACC-1")) as c:
                 snapshot = await subscribe(c)
             # c is gone; the watcher keeps the account watched, so history is kept.
+            # One batch at a time: batches that arrive before the previous one
+            # was revalued are revalued together, as one update.
             for price in (201.0, 202.0):
                 source.push(make_batch([aapl], bid=[price], ask=[price], ts_event=int(price)))
-            await watcher.until(
-                lambda m: m["type"] == "update" and m["positions"][0]["price"] == 202.0
-            )
+                await watcher.until(
+                    lambda m, price=price: (
+                        m["type"] == "update" and m["positions"][0]["price"] == price
+                    )
+                )
             async with client(gw.ws_url, headers=headers("ACC-1")) as again:
                 await again.send(
                     {
@@ -342,3 +346,101 @@ async def test_portfolio_subscription_closes_on_token_expiry_like_any_other(tmp_
             code, _ = await c.closed()
 
     assert code == closecodes.UNAUTHORIZED
+
+
+async def test_batches_applied_in_one_loop_step_are_revalued_as_one_update(tmp_path):
+    settings = portfolio_settings(tmp_path)
+    async with running_gateway(settings, source=ScriptedSource()) as gw:
+        aapl = gw.gateway.master.symbol_index["AAPL"]
+        async with client(gw.ws_url, headers=headers("ACC-1")) as c:
+            snapshot = await subscribe(c)
+            # Two batches with no await between them: the portfolio is revalued
+            # once, in a later loop step, at the latest price.
+            gw.gateway.pipeline.apply(make_batch([aapl], bid=[205.0], ask=[205.0]))
+            gw.gateway.pipeline.apply(make_batch([aapl], bid=[206.0], ask=[206.0], ts_event=2_000))
+            update = await c.until(lambda m: m["type"] == "update")
+
+    # The first update is already at 206 and the next seq: 205 never got one.
+    assert update["seq"] == snapshot["seq"] + 1
+    assert update["positions"][0]["price"] == 206.0
+
+
+async def test_fx_tick_resends_rows_of_foreign_positions_with_the_new_rate(tmp_path):
+    path = tmp_path / "positions.jsonl"
+    foreign = {
+        "account": "ACC-3",
+        "base_currency": "EUR",
+        "version": 1,
+        "cash": {"EUR": 1000.0},
+        "positions": {"AAPL": {"quantity": 10, "avg_cost": 200.0}},
+    }
+    path.write_bytes(orjson.dumps(foreign))
+    settings = make_settings(
+        tmp_path, portfolio={"positions_file": path}, risk={"interval_ms": 60_000}
+    )
+    source = ScriptedSource()
+    async with running_gateway(settings, source=source) as gw:
+        index = gw.gateway.master.symbol_index
+        source.push(
+            make_batch([index["AAPL"], index["EURUSD"]], bid=[210.0, 1.2], ask=[210.0, 1.2])
+        )
+        await poll_until(source.is_drained, what="prices applied")
+        async with client(gw.ws_url, headers=headers("ACC-3")) as c:
+            snapshot = await subscribe(c, "ACC-3")
+            source.push(make_batch([index["EURUSD"]], bid=[1.25], ask=[1.25], ts_event=2_000))
+            update = await c.until(lambda m: m["type"] == "update")
+
+    assert snapshot["positions"][0]["fx_rate"] == pytest.approx(1 / 1.2)
+    # Only the rate moved, yet the AAPL row comes again with it: 10 x 210 / 1.25.
+    assert [row["symbol"] for row in update["positions"]] == ["AAPL"]
+    assert update["positions"][0]["fx_rate"] == pytest.approx(1 / 1.25)
+    assert update["totals"]["market_value"] == pytest.approx(2_100.0 / 1.25)
+
+
+async def test_renewed_token_without_the_account_ends_its_subscription(tmp_path):
+    settings = portfolio_settings(tmp_path)
+    async with (
+        running_gateway(settings, source=ScriptedSource()) as gw,
+        client(gw.ws_url, headers=headers("ACC-1", "ACC-2")) as c,
+    ):
+        await subscribe(c, "ACC-1")
+        await subscribe(c, "ACC-2")
+        narrower = make_token(subject="trader", accounts=("ACC-2",))
+        await c.send({"op": "auth", "token": narrower, "id": "renew"})
+        authenticated = await c.until(lambda m: m.get("id") == "renew")
+        dropped = await c.until(lambda m: m["type"] == "unsubscribed")
+        # ACC-2 is still served: a fill on it arrives.
+        fill = Fill(AccountId("ACC-2"), gw.gateway.master.symbol_index["SAP"], 1.0, 150.0, 9)
+        gw.gateway.portfolio.channel.apply_fills([fill], 1)
+        update = await c.until(lambda m: m["type"] == "update")
+
+    assert authenticated["accounts"] == ["ACC-2"]
+    assert dropped["channel"] == "portfolio"
+    assert dropped["keys"] == ["ACC-1"]
+    assert update["key"] == "ACC-2"
+
+
+async def test_day_roll_restarts_day_pnl_from_the_current_prices(tmp_path):
+    source = ScriptedSource()
+    settings = portfolio_settings(tmp_path)
+    async with running_gateway(settings, source=source) as gw:
+        index = gw.gateway.master.symbol_index
+        source.push(
+            make_batch([index["AAPL"], index["MSFT"]], bid=[210.0, 390.0], ask=[210.0, 390.0])
+        )
+        await poll_until(source.is_drained, what="prices applied")
+        async with client(gw.ws_url, headers=headers("ACC-1")) as c:
+            before = await subscribe(c)
+            gw.gateway.portfolio.channel.roll_day(10**18)
+            rolled = await c.until(lambda m: m["type"] == "update")
+            source.push(make_batch([index["AAPL"]], bid=[211.0], ask=[211.0], ts_event=2_000))
+            moved = await c.until(lambda m: m["type"] == "update")
+
+    assert before["totals"]["day_pnl"] != 0.0  # measured from the master's reference prices
+    assert {row["symbol"]: row["day_pnl"] for row in rolled["positions"]} == {
+        "AAPL": 0.0,
+        "MSFT": 0.0,
+    }
+    assert rolled["totals"]["day_pnl"] == 0.0
+    # The new day counts from 210: 100 x (211 - 210).
+    assert moved["totals"]["day_pnl"] == pytest.approx(100.0)

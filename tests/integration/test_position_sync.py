@@ -1,7 +1,7 @@
 """PositionSync against a real redis-server that tests kill and restart.
 
 The "book" is a dict of account records the test controls; PositionSync
-reads it through ``record_of`` and ``all_accounts``. What Redis holds is
+reads it through ``records_of`` and ``all_accounts``. What Redis holds is
 read back with a fresh store on the same key prefix; ``seed`` writes the
 cache a test starts from.
 """
@@ -13,14 +13,16 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 import pytest
 
+from gateway import storesync
 from gateway.metrics import Metrics
 from gateway.settings import RedisSettings
 from gateway.storesync import PositionSync
 from portfolio.errors import StoreUnavailable
+from portfolio.memory import MemoryPositionStore
 from portfolio.redis import RedisPositionStore
 from portfolio.store import AccountRecord
 from portfolio.types import AccountId, PositionState
@@ -47,8 +49,8 @@ class Book:
     def __init__(self, records: Iterable[AccountRecord] = ()) -> None:
         self.records = {r.account: r for r in records}
 
-    def record_of(self, account: AccountId) -> AccountRecord:
-        return self.records[account]
+    def records_of(self, accounts: Iterable[AccountId]) -> list[AccountRecord]:
+        return [self.records[a] for a in accounts]
 
     def all_accounts(self) -> list[AccountId]:
         return list(self.records)
@@ -79,7 +81,7 @@ class Harness:
             self.store,
             name="redis",
             settings=self.settings,
-            record_of=self.book.record_of,
+            records_of=self.book.records_of,
             all_accounts=self.book.all_accounts,
             metrics=self.metrics,
         )
@@ -185,6 +187,30 @@ async def test_warm_start_rebuilds_a_record_missing_from_the_cache(harness: Harn
 
     records = await harness.sync.warm_start({truth.account: truth})
 
+    assert records == {truth.account: truth}
+
+
+async def test_warm_start_rebuilds_a_cached_record_the_gateway_cannot_load(
+    harness: Harness,
+) -> None:
+    truth = make_record("ACC-0", version=10)
+    stale_symbol = AccountRecord(
+        AccountId("ACC-0"), "USD", 12, {}, {"GONE": PositionState(1.0, 1.0, day_open_quantity=1.0)}
+    )
+    await harness.seed.save([stale_symbol])
+    sync = PositionSync(
+        harness.store,
+        name="redis",
+        settings=harness.settings,
+        records_of=harness.book.records_of,
+        all_accounts=harness.book.all_accounts,
+        metrics=Metrics(),
+        problem=lambda r: "unknown instrument 'GONE'" if "GONE" in r.positions else None,
+    )
+
+    records = await sync.warm_start({truth.account: truth})
+
+    # Ahead of the truth, but naming an instrument no longer listed: a miss.
     assert records == {truth.account: truth}
 
 
@@ -343,3 +369,57 @@ async def test_degraded_gauge_reads_0_once_redis_is_back(running: Harness) -> No
 async def _holds(h: Harness, expected: dict[AccountId, AccountRecord]) -> bool:
     cached = await h.cached()
     return cached is not None and all(cached.get(a) == r for a, r in expected.items())
+
+
+# --- batches ----------------------------------------------------------------
+
+
+async def test_flush_writes_every_account_in_batches(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storesync, "FLUSH_BATCH", 3)  # 8 accounts: batches of 3, 3, 2
+    harness.sync.mark_dirty(harness.book.all_accounts())
+
+    await harness.sync.flush()
+
+    assert await harness.cache_holds_the_book()
+
+
+class FailsOnce(MemoryPositionStore):
+    """A memory store whose ``fail_at``-th save (1-based) raises, once."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.saves = 0
+        self.fail_at = fail_at
+
+    async def save(self, records: Sequence[AccountRecord]) -> None:
+        self.saves += 1
+        if self.saves == self.fail_at:
+            raise StoreUnavailable("down for one write")
+        await super().save(records)
+
+
+async def test_flush_failing_after_a_batch_keeps_the_unwritten_accounts_dirty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(storesync, "FLUSH_BATCH", 3)
+    book = Book(make_record(f"ACC-{i}", version=10 + i) for i in range(8))
+    store = FailsOnce(fail_at=2)
+    sync = PositionSync(
+        store,
+        name="memory",
+        settings=RedisSettings(),
+        records_of=book.records_of,
+        all_accounts=book.all_accounts,
+        metrics=Metrics(),
+    )
+    sync.mark_dirty(book.all_accounts())
+
+    with pytest.raises(StoreUnavailable):
+        await sync.flush()
+    first = await store.load()
+    await sync.flush()
+
+    assert sorted(first) == sorted(book.all_accounts())[:3]  # the first batch landed
+    assert await store.load() == book.records

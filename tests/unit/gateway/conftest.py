@@ -6,10 +6,10 @@ import orjson
 import pytest
 
 from gateway.auth import TokenVerifier
-from gateway.channels import QuotesChannelSpec
+from gateway.channels import PortfolioChannelSpec, QuotesChannelSpec
 from gateway.session import ClientSession
 from tests.builders import NS, TEST_SECRET, ManualClock, make_settings
-from tests.unit.gateway.sessiondriver import SYMBOLS, T0_S
+from tests.unit.gateway.sessiondriver import ACCOUNTS, SYMBOLS, T0_S
 
 
 @pytest.fixture
@@ -25,7 +25,10 @@ def new_session(tmp_path, clock):
         settings = make_settings(tmp_path, ws=ws)
         return ClientSession(
             settings.ws,
-            channels={"quotes": QuotesChannelSpec(SYMBOLS)},
+            channels={
+                "quotes": QuotesChannelSpec(SYMBOLS),
+                "portfolio": PortfolioChannelSpec(ACCOUNTS),
+            },
             verifier=TokenVerifier(TEST_SECRET, issuer="tickgate", leeway_s=0),
             allow_anonymous_quotes=allow_anonymous,
             decode_json=orjson.loads,

@@ -7,6 +7,7 @@ import json
 from gateway.session import SessionOutput
 
 SYMBOLS = frozenset({"AAPL", "MSFT", "NVDA", "AMZN"})
+ACCOUNTS = frozenset({"ACC-1", "ACC-2", "ACC-3"})
 # In the past of the wall clock: PyJWT checks a token's iat against the wall
 # clock, whatever time the session is given (see test_auth).
 T0_S = 1_700_000_000

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
+from gateway.app import build_gateway
 from gateway.errors import SettingsError
 from gateway.positionsfile import load_positions_file
 from portfolio.store import AccountRecord
 from portfolio.types import AccountId, PositionState
+from tests.builders import make_settings
 
 KEY = "TICKGATE_PORTFOLIO_POSITIONS_FILE"
 
@@ -290,3 +293,25 @@ def test_ill_typed_values_are_refused_naming_the_field_and_line(
     assert raised.value.key == KEY
     assert "line 1" in raised.value.message
     assert problem in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"positions": {"NOPE": {"quantity": 1}}}, "unknown instrument 'NOPE'"),
+        ({"base_currency": "CHF"}, "unknown base currency 'CHF'"),
+        ({"cash": {"XXX": 5.0}}, "unknown cash currency 'XXX'"),
+    ],
+)
+def test_gateway_refuses_a_file_naming_what_the_master_lacks(
+    tmp_path: Path, fields: dict[str, object], named: str
+) -> None:
+    record = {"account": "ACC-9", "base_currency": "USD", "positions": {}} | fields
+    path = write(tmp_path, orjson.dumps(record).decode())
+    settings = make_settings(tmp_path, portfolio={"positions_file": path})
+
+    with pytest.raises(SettingsError) as caught:
+        build_gateway(settings)
+
+    assert caught.value.key == KEY
+    assert f"account ACC-9: {named}" in str(caught.value)

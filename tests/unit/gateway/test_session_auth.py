@@ -6,7 +6,7 @@ import pytest
 
 from gateway import closecodes
 from gateway.auth import issue_token
-from gateway.session import SessionOutput
+from gateway.session import SessionOutput, Unsubscribe
 from tests.builders import NS, TEST_SECRET, make_token
 from tests.unit.gateway.sessiondriver import T0_S, assert_error, send, subscribe
 
@@ -189,3 +189,65 @@ def test_anonymous_subscriber_to_public_quotes_has_no_auth_deadline(new_session,
 
     assert output == SessionOutput()
     assert session.poll(clock.now + 3600 * NS) == SessionOutput()
+
+
+def watch(*accounts: str) -> dict[str, object]:
+    return {"op": "subscribe", "channel": "portfolio", "accounts": list(accounts)}
+
+
+def test_reauth_with_fewer_accounts_unsubscribes_the_dropped_ones(new_session, clock):
+    session = new_session()
+    session.open(make_token(accounts=("ACC-1", "ACC-2", "ACC-3"), now_s=T0_S), clock.now)
+    send(session, watch("ACC-1", "ACC-2", "ACC-3"), clock.now)
+    send(session, subscribe(["AAPL"]), clock.now)
+    narrower = make_token(accounts=("ACC-2",), now_s=T0_S)
+
+    output = send(session, {"op": "auth", "token": narrower, "id": 5}, clock.now)
+
+    assert output.messages[0]["type"] == "authenticated"
+    assert output.commands == [Unsubscribe("portfolio", ("ACC-1", "ACC-3"), None)]
+    assert session.subscriptions == {"portfolio": {"ACC-2"}, "quotes": {"AAPL"}}
+
+
+def test_reauth_without_the_read_scope_unsubscribes_every_account(new_session, clock):
+    session = new_session()
+    session.open(make_token(accounts=("ACC-1",), now_s=T0_S), clock.now)
+    send(session, watch("ACC-1"), clock.now)
+    trade_only = make_token(accounts=("ACC-1",), scopes=("trade",), now_s=T0_S)
+
+    output = send(session, {"op": "auth", "token": trade_only}, clock.now)
+
+    assert output.commands == [Unsubscribe("portfolio", ("ACC-1",), None)]
+    assert "portfolio" not in session.subscriptions
+
+
+def test_reauth_granting_the_same_accounts_unsubscribes_nothing(new_session, clock):
+    session = new_session()
+    session.open(make_token(accounts=("ACC-1",), now_s=T0_S), clock.now)
+    send(session, watch("ACC-1"), clock.now)
+
+    output = send(session, {"op": "auth", "token": make_token(now_s=T0_S)}, clock.now)
+
+    assert output.commands == []
+    assert session.subscriptions == {"portfolio": {"ACC-1"}}
+
+
+def test_portfolio_subscribe_without_the_read_scope_is_forbidden(new_session, clock):
+    session = new_session()
+    session.open(make_token(accounts=("ACC-1",), scopes=("trade",), now_s=T0_S), clock.now)
+
+    output = send(session, watch("ACC-1"), clock.now)
+
+    reply = assert_error(output, "forbidden")
+    assert reply["accounts"] == ["ACC-1"]
+
+
+def test_unknown_account_error_shortens_long_account_names(new_session, clock):
+    long_name = "X" * 500
+    session = new_session()
+    session.open(make_token(accounts=(long_name,), now_s=T0_S), clock.now)
+
+    output = send(session, watch(long_name), clock.now)
+
+    reply = assert_error(output, "unknown_account")
+    assert reply["accounts"] == ["X" * 64]

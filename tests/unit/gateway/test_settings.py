@@ -242,6 +242,24 @@ def test_redacted_settings_mask_the_secret_and_list_every_key(tmp_path):
     assert redacted["TICKGATE_DATA_DIR"] == str(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://app:hunter2@cache:6380", "rediss://app:***@cache:6380"),
+        ("redis://cache:6379", "redis://cache:6379"),
+    ],
+)
+def test_redacted_settings_hide_a_password_in_a_url(tmp_path, url, shown):
+    settings = from_env(tmp_path, TICKGATE_REDIS_URL=url)
+
+    redacted = settings.redacted()
+
+    assert redacted["TICKGATE_REDIS_URL"] == shown
+    assert "hunter2" not in repr(redacted)
+    assert settings.redis.url == url  # the client still gets the real one
+
+
 def test_kafka_source_without_bootstrap_raises_naming_the_bootstrap_key(tmp_path):
     with pytest.raises(SettingsError) as caught:
         from_env(tmp_path, TICKGATE_FEED_SOURCE="kafka")
@@ -292,3 +310,18 @@ def test_backoff_initial_above_its_maximum_raises_naming_the_key(low_key, high_k
         Settings.from_env(environ)
 
     assert raised.value.key == low_key
+
+
+@pytest.mark.parametrize(("text", "minute"), [("00:00", 0), ("09:30", 570), ("23:59", 1439)])
+def test_day_roll_time_reads_as_minutes_after_midnight(tmp_path, text, minute):
+    settings = from_env(tmp_path, TICKGATE_PORTFOLIO_DAY_ROLL_UTC=text)
+
+    assert settings.portfolio.day_roll_minute() == minute
+
+
+@pytest.mark.parametrize("text", ["24:00", "12:60", "9:5", "noon", "", "12:00:00", "-1:30"])
+def test_day_roll_time_that_is_not_hh_mm_raises_naming_the_key(tmp_path, text):
+    with pytest.raises(SettingsError) as caught:
+        from_env(tmp_path, TICKGATE_PORTFOLIO_DAY_ROLL_UTC=text)
+
+    assert caught.value.key == "TICKGATE_PORTFOLIO_DAY_ROLL_UTC"
