@@ -265,7 +265,10 @@ class PortfolioEngine:
         static = np.asarray(self._segments @ self._price_free)
         gross = np.asarray(self._abs_qm_matrix @ v[:, _V["abs_delta_exposure"]]).reshape(-1, 1)
         flags = np.zeros((price.shape[0], 2))
-        self._blocks: list[F64Array2D] = [price, static, gross, flags]
+        # C-contiguous, so each block's flat view is writable storage.
+        self._blocks: list[F64Array2D] = [
+            np.ascontiguousarray(block) for block in (price, static, gross, flags)
+        ]
         coefficients = self._coefficients
         # Traded today: the day's base uses the opening quantity, not the current one.
         t = self._traded
@@ -479,7 +482,10 @@ class PortfolioEngine:
         if s.size == 0:
             return s, s
         cell = self._cell_by_instrument[ranks]
-        accounts, _ = self._group(cell // self._c, self._account_slot)
+        hit = self._account_mask
+        hit[cell // self._c] = True
+        accounts = np.flatnonzero(hit).astype(np.int64)
+        hit[accounts] = False
         if s.size > _FULL_REVALUATION_SHARE * self.book.size_p:
             # Touching this much, one exact full revaluation is cheaper.
             self.revalue_all(now_ns)
@@ -489,8 +495,11 @@ class PortfolioEngine:
         everyone = np.arange(s.size, dtype=np.int64)
         # Each distinct (coefficient, vector) product once, over only the
         # positions whose instrument moved that vector (a plain price tick moves
-        # the mark and the exposures, not the greeks), added into its cells.
+        # the mark and the exposures, not the greeks). The products of a block
+        # go into its flat (contiguous) storage in one unbuffered add.
+        gathered: dict[str, F64Array1D] = {}
         products: dict[tuple[str, int], tuple[I64Array1D, F64Array1D] | None] = {}
+        into: dict[int, list[tuple[I64Array1D, F64Array1D]]] = {}
         for col, name, vector, sign in _TERMS:
             k = _V[vector]
             key = (name, k)
@@ -498,31 +507,28 @@ class PortfolioEngine:
                 moved = np.flatnonzero(change[:, k])
                 if moved.size == 0:
                     products[key] = None
-                elif moved.size == instruments.size:
+                    continue
+                if name not in gathered:
                     coefficient = self._coefficients_by_instrument[:, _COEF_COL[name]]
-                    products[key] = (cell, coefficient[ranks] * np.repeat(change[:, k], counts))
+                    gathered[name] = coefficient[ranks]
+                if moved.size == instruments.size:
+                    products[key] = (cell, gathered[name] * np.repeat(change[:, k], counts))
                 else:
                     rows = gather_slices(everyone, ptr, moved.astype(np.int64))
-                    coefficient = self._coefficients_by_instrument[:, _COEF_COL[name]]
                     per_row = np.repeat(change[moved, k], counts[moved])
-                    products[key] = (cell[rows], coefficient[ranks[rows]] * per_row)
+                    products[key] = (cell[rows], gathered[name][rows] * per_row)
             product = products[key]
             if product is not None:
-                target = self._column(_SUMS[col])
-                (np.add if sign > 0 else np.subtract).at(target, product[0], product[1])
+                b, j = _AT[_SUMS[col]]
+                width = self._blocks[b].shape[1]
+                values = product[1] if sign > 0 else -product[1]
+                into.setdefault(b, []).append((product[0] * width + j, values))
+        for b, parts in into.items():
+            flat = self._blocks[b].reshape(-1)  # a view: blocks are C-contiguous
+            np.add.at(
+                flat, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            )
         return s, accounts
-
-    @staticmethod
-    def _group(keys: I64Array1D, slot: I64Array1D) -> tuple[I64Array1D, I64Array1D]:
-        # Distinct keys (in no particular order) and each item's group number,
-        # without sorting: every item writes its index into a scratch slot of its
-        # key, and the one that stays is the key's representative.
-        index = np.arange(keys.size, dtype=np.int64)
-        slot[keys] = index
-        representative = slot[keys]
-        is_first = representative == index
-        group = np.cumsum(is_first) - 1  # group number of each representative
-        return keys[is_first], group[representative]
 
     def _column(self, name: str) -> F64Array1D:
         # A writable view of one sum's column.
@@ -568,7 +574,7 @@ class PortfolioEngine:
         self._cell_by_instrument = self._cell[self._by_instrument[0]]
         self._coefficients_by_instrument = np.zeros((p, len(_COEFFICIENTS)), order="F")
         self._cell_slot = np.zeros(cells, dtype=np.int64)
-        self._account_slot = np.zeros(book.size_n, dtype=np.int64)
+        self._account_mask = np.zeros(book.size_n, dtype=np.bool_)
         self._price_free = np.zeros((p, len(_STATIC)))  # row-major, for the product
         self._segments = sp.csr_matrix(
             (np.ones(p), np.arange(p, dtype=np.int64), indptr), shape=(cells, p)
