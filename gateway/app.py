@@ -39,7 +39,7 @@ from gateway.sources.simulator import SimulatorSource
 from gateway.storesync import PositionSync
 from portfolio.demo import demo_records
 from portfolio.engine import PortfolioEngine
-from portfolio.errors import StoreUnavailable
+from portfolio.errors import PortfolioError, StoreUnavailable
 from portfolio.fx import FxTable
 from portfolio.memory import MemoryPositionStore
 from portfolio.positions import PositionBook
@@ -113,7 +113,13 @@ class Gateway:
         self._spawn("risk", portfolio.risk.run)
         self._spawn("positions-sync", portfolio.sync.run)
         day_roll = self.settings.portfolio.day_roll_minute()
-        self._spawn("day-roll", lambda: portfolio.channel.run_day_rolls(day_roll))
+        # A roll changes every account's opening quantities: write them all.
+        self._spawn(
+            "day-roll",
+            lambda: portfolio.channel.run_day_rolls(
+                day_roll, lambda: portfolio.sync.mark_dirty(list(portfolio.positions.accounts))
+            ),
+        )
         self._spawn("loop-monitor", self.loop_monitor.run)
         self.is_ready = True
         logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
@@ -274,6 +280,10 @@ def build_gateway(
     clock = clock or SystemClock()
     metrics = Metrics()
     master = load_master(settings.feed.instruments_file)
+    try:
+        FxTable(master)  # every currency needs a pair against USD
+    except PortfolioError as e:
+        raise SettingsError("TICKGATE_FEED_INSTRUMENTS_FILE", str(e)) from None
     if settings.auth.jwt_secret is None:
         logger.warning(
             "no TICKGATE_AUTH_JWT_SECRET is set; using the development secret in %s",

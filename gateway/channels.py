@@ -58,9 +58,9 @@ class QuotesChannelSpec:
 class PortfolioChannelSpec:
     """``portfolio``: keys are account ids, named by ``account`` (or an ``accounts`` list).
 
-    Only accounts in the token's ``accounts`` claim may be read; anything
-    else is ``forbidden``, whether the account exists or not, so the error
-    does not reveal which accounts exist.
+    Only accounts in the token's ``accounts`` claim may be read, and only
+    with the ``read`` scope; anything else is ``forbidden``, whether the
+    account exists or not, so the error does not reveal which accounts exist.
     """
 
     name = PORTFOLIO

@@ -21,8 +21,9 @@ their recovery history is dropped while nobody watches (``Topic``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
@@ -53,6 +54,8 @@ def seconds_until_utc(minute_of_day: int, now_ns: int) -> float:
 
 
 _STATUS: Final = tuple(s.label for s in Status)
+
+logger = logging.getLogger(__name__)
 
 
 class PortfolioDelta:
@@ -115,6 +118,7 @@ class PortfolioChannel:
         self._pause_factor = (1.0 - max_loop_share) / max_loop_share
         self._pending = np.zeros(engine.terms.multiplier.shape[0], dtype=np.bool_)
         self._scheduled: asyncio.TimerHandle | None = None
+        self.valued_at_ns = clock.now_ns()
         self._not_before = 0.0
         self.revaluation_seconds = metrics.histogram(
             "portfolio_revaluation_seconds",
@@ -172,7 +176,12 @@ class PortfolioChannel:
         self._pending[changed] = False
         started = time.perf_counter()
         now_ns = self._clock.now_ns()
-        self.publish(self.engine.on_prices_changed(changed, now_ns), now_ns)
+        try:
+            self.publish(self.engine.on_prices_changed(changed, now_ns), now_ns)
+        except Exception:
+            # A loop callback: nothing above would log it. The next
+            # revaluation (or the day roll's) recomputes these instruments.
+            logger.exception("portfolio revaluation of %d instruments failed", changed.size)
         took = time.perf_counter() - started
         self.revaluation_seconds.observe(took)
         self._not_before = asyncio.get_running_loop().time() + took * self._pause_factor
@@ -191,11 +200,14 @@ class PortfolioChannel:
         )
         self.publish(every, now_ns)
 
-    async def run_day_rolls(self, minute_of_day: int) -> None:
-        """Roll the day every day at ``minute_of_day`` (UTC), until cancelled."""
+    async def run_day_rolls(
+        self, minute_of_day: int, on_roll: Callable[[], None] = lambda: None
+    ) -> None:
+        """Roll the day every day at ``minute_of_day`` (UTC), then call ``on_roll``."""
         while True:
             await asyncio.sleep(seconds_until_utc(minute_of_day, self._clock.now_ns()))
             self.roll_day(self._clock.now_ns())
+            on_roll()
             await asyncio.sleep(60)  # past the minute, even if the timer fired early
 
     def close(self) -> None:
@@ -213,6 +225,7 @@ class PortfolioChannel:
 
     def publish(self, change: PortfolioChange, now_ns: int) -> None:
         """Advance the changed accounts' seqs; send rows and totals to watched ones."""
+        self.valued_at_ns = max(self.valued_at_ns, now_ns)
         accounts = change.accounts
         if accounts.size == 0:
             return
@@ -403,10 +416,15 @@ class PortfolioChannel:
     def _snapshot_fields(self, st: KeyState) -> Message:
         engine = self.engine
         a = engine.book.account_ix(st.key)
-        return self.account_fields(a, self._clock.now_ns())
+        return self.account_fields(a)
 
-    def account_fields(self, a: int, now_ns: int) -> Message:
-        """Everything about account row ``a``: positions, totals and the latest risk."""
+    def account_fields(self, a: int) -> Message:
+        """Everything about account row ``a``: positions, totals and the latest risk.
+
+        The totals' ``as_of`` is when the engine last revalued, not now:
+        ticks of the last few milliseconds may still be pending.
+        """
+        now_ns = self.valued_at_ns
         engine = self.engine
         accounts = np.array([a], dtype=np.int64)
         positions = engine.book.positions_of_accounts(accounts).tolist()

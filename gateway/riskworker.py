@@ -89,7 +89,9 @@ class RiskWorker:
             while True:
                 await asyncio.sleep(max(0.0, due - loop.time()))
                 now = loop.time()
-                due = max(due + interval_s, now)  # after a stall: carry on, no burst
+                due += interval_s
+                if due <= now:  # after a stall: the next sample a full interval on
+                    due = now + interval_s
                 engine = self._engine
                 levels = self._universe.levels(engine.marks.mark, self._usd_per())
                 intervals = 1.0 if last_sample is None else (now - last_sample) / interval_s

@@ -92,7 +92,7 @@ def http_routes(gateway: Gateway) -> list[Route]:
             return found
         portfolio, a = found
         body = {"account": request.path_params["account"]}
-        body.update(portfolio.channel.account_fields(a, gateway.clock.now_ns()))
+        body.update(portfolio.channel.account_fields(a))
         return _json(200, body)
 
     async def account_risk(request: Request) -> Response:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import ClassVar, Final, Literal
 
 from gateway.errors import SettingsError
 from portfolio.stress import parse_scenarios
@@ -320,6 +320,7 @@ class PortfolioSettings:
             f"must be in (0, 1], was {self.max_loop_share}",
         )
         self.day_roll_minute()
+        self.rate_by_currency()
 
     def day_roll_minute(self) -> int:
         """``day_roll_utc`` as minutes after midnight UTC; raises ``SettingsError``."""
@@ -332,7 +333,6 @@ class PortfolioSettings:
             f"must be HH:MM (UTC), was {self.day_roll_utc!r}",
         )
         return total
-        self.rate_by_currency()
 
     def rate_by_currency(self) -> dict[str, float]:
         """``rates`` as a mapping; raises ``SettingsError`` on a malformed item."""
@@ -405,8 +405,9 @@ class RiskSettings:
 class RedisSettings:
     """The Redis position cache (off unless ``url`` is set).
 
-    Dirty accounts are written every ``flush_interval_ms`` in one pipeline;
-    while Redis is down the cache is marked degraded and retried with backoff.
+    Dirty accounts are written every ``flush_interval_ms``, in transactions
+    of at most 250 accounts; while Redis is down the cache is marked
+    degraded and retried with backoff.
     """
 
     env_section: ClassVar[str] = "REDIS"
@@ -511,13 +512,13 @@ class Settings:
         return out
 
 
+_URL_PASSWORD: Final = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
+
+
 def _hide_password(value: str) -> str:
-    # A URL's password (redis://user:pw@host) is shown as ***.
-    parts = urlsplit(value) if "://" in value else None
-    if parts is None or parts.password is None:
-        return value
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    # A URL's password (redis://user:pw@host) is shown as ***; no parsing, so
+    # a malformed URL cannot fail here.
+    return _URL_PASSWORD.sub(r"\1***@", value)
 
 
 # --- environment mapping -----------------------------------------------------

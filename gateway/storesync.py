@@ -136,7 +136,7 @@ class PositionSync:
             backoff.reset()
 
     async def flush(self) -> None:
-        """Write the dirty accounts (all of them after an outage) in one batch."""
+        """Write the dirty accounts (all of them after an outage), ``FLUSH_BATCH`` at a time."""
         if self._needs_full_resync:
             self._dirty.update(self._all_accounts())
         if not self._dirty:

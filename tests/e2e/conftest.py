@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import inspect
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -65,9 +66,14 @@ async def running_gateway(
 async def poll_until(
     predicate: Callable[[], object], *, what: str, timeout_s: float = 10.0
 ) -> None:
-    """Poll ``predicate`` until it is true, or fail after ``timeout_s``."""
+    """Poll ``predicate`` (which may return an awaitable) until it is true, or fail."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.01)

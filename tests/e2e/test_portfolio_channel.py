@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ import pytest
 from gateway import closecodes
 from portfolio.engine import TOTAL_FIELDS
 from portfolio.types import AccountId, Fill
-from tests.builders import make_batch, make_settings, make_token
+from tests.builders import NS, ManualClock, make_batch, make_settings, make_token
 from tests.e2e.conftest import RawClient, ScriptedSource, client, poll_until, running_gateway
 
 pytestmark = pytest.mark.e2e
@@ -444,3 +445,33 @@ async def test_day_roll_restarts_day_pnl_from_the_current_prices(tmp_path):
     assert rolled["totals"]["day_pnl"] == 0.0
     # The new day counts from 210: 100 x (211 - 210).
     assert moved["totals"]["day_pnl"] == pytest.approx(100.0)
+
+
+async def test_day_roll_at_its_time_reaches_the_position_cache(tmp_path):
+    path = tmp_path / "positions.jsonl"
+    traded_today = {
+        "account": "ACC-1",
+        "base_currency": "USD",
+        "version": 3,
+        "positions": {"AAPL": {"quantity": 100, "avg_cost": 200.0, "day_open_quantity": 60}},
+    }
+    path.write_bytes(orjson.dumps(traded_today))
+    settings = make_settings(
+        tmp_path,
+        portfolio={"positions_file": path, "day_roll_utc": "22:00"},
+        risk={"interval_ms": 60_000},
+        redis={"flush_interval_ms": 20},
+    )
+    # 0.2 s before 22:00 UTC on the gateway's clock.
+    clock = ManualClock(calendar.timegm((2026, 11, 20, 22, 0, 0)) * NS - 200_000_000)
+
+    async def rolled_in_cache(gw) -> bool:
+        record = (await gw.gateway.store.load()).get(AccountId("ACC-1"))
+        return record is not None and record.positions["AAPL"].day_open_quantity == 100.0
+
+    async with running_gateway(settings, source=ScriptedSource(), clock=clock) as gw:
+        await poll_until(lambda: rolled_in_cache(gw), what="the rolled day in the cache")
+        position = gw.gateway.portfolio.positions.position_state(0)
+
+    assert position.day_open_quantity == 100.0
+    assert position.day_trade_value == 0.0

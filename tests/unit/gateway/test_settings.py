@@ -248,6 +248,7 @@ def test_redacted_settings_mask_the_secret_and_list_every_key(tmp_path):
         ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
         ("rediss://app:hunter2@cache:6380", "rediss://app:***@cache:6380"),
         ("redis://cache:6379", "redis://cache:6379"),
+        ("redis://:hunter2@[::1:6379", "redis://:***@[::1:6379"),  # malformed: still masked
     ],
 )
 def test_redacted_settings_hide_a_password_in_a_url(tmp_path, url, shown):
@@ -325,3 +326,11 @@ def test_day_roll_time_that_is_not_hh_mm_raises_naming_the_key(tmp_path, text):
         from_env(tmp_path, TICKGATE_PORTFOLIO_DAY_ROLL_UTC=text)
 
     assert caught.value.key == "TICKGATE_PORTFOLIO_DAY_ROLL_UTC"
+
+
+@pytest.mark.parametrize("rates", ["USD", "USD=lots", "USD=2", "=0.01"])
+def test_malformed_rates_raise_naming_the_key(tmp_path, rates):
+    with pytest.raises(SettingsError) as caught:
+        from_env(tmp_path, TICKGATE_PORTFOLIO_RATES=rates)
+
+    assert caught.value.key == "TICKGATE_PORTFOLIO_RATES"
