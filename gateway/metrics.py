@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -75,6 +75,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.registry.register(_CountersCollector(self))
+        # The standard process_* series (resident memory, CPU, open files),
+        # which load tests and dashboards read under their usual names.
+        ProcessCollector(registry=self.registry)
         self.batch_seconds = Histogram(
             "tickgate_tick_batch_seconds",
             "Time to apply one tick batch and queue its fan-out.",
