@@ -1,0 +1,167 @@
+"""tickgate-load against a gateway started in the test: each scenario, briefly.
+
+The tool runs as its own process (``python -m load_tests``), as operators
+run it, against a gateway on its simulator. The assertions are about the
+report files and the consistency of the counts, never about timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.builders import TEST_SECRET, make_settings
+from tests.e2e.conftest import running_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+async def load(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "load_tests",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+def common(url: str, out: Path, secret: Path, clients: int = 6) -> list[str]:
+    return [
+        "--url",
+        url,
+        "--clients",
+        str(clients),
+        "--symbols-per-client",
+        "5",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--jwt-secret-file",
+        str(secret),
+        "--no-progress",
+    ]
+
+
+def read_result(out: Path) -> dict[str, Any]:
+    for name in ("result.json", "report.png", "summary.md"):
+        assert (out / name).stat().st_size > 0, name
+    result: dict[str, Any] = orjson.loads((out / "result.json").read_bytes())
+    return result
+
+
+def assert_consistent(result: dict[str, Any]) -> None:
+    assert 0 < result["delivered"] <= result["produced"]
+    assert result["produced"] - result["delivered"] == result["conflated"]
+    assert result["gaps"] == 0
+    assert result["protocol_errors"] == {}
+    assert result["closes"] == {}
+    assert result["latency_ms"]["count"] > 0
+    assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    path = tmp_path / "secret"
+    path.write_text(TEST_SECRET, encoding="utf-8")
+    return path
+
+
+async def test_fanout_writes_a_consistent_report_with_quotes_and_portfolios(
+    tmp_path: Path, secret: Path
+) -> None:
+    out = tmp_path / "fanout"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(
+            "fanout",
+            *common(gw.ws_url, out, secret),
+            "--duration-s",
+            "3",
+            "--portfolio-share",
+            "0.5",
+            "--accounts",
+            "50",
+            "--slo",
+            "gaps=0,errors=0",
+        )
+
+    assert code == 0, output
+    result = read_result(out)
+    assert_consistent(result)
+    assert result["connected_max"] == 6
+    assert result["portfolio_latency_ms"]["count"] > 0
+    assert [p["name"] for p in result["phases"]] == ["steady"]
+    assert all(check["ok"] for check in result["slo"])
+    assert "PASS" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+async def test_spike_through_the_admin_endpoint_marks_its_window(
+    tmp_path: Path, secret: Path
+) -> None:
+    out = tmp_path / "spike"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(
+            "spike",
+            *common(gw.ws_url, out, secret),
+            "--duration-s",
+            "4",
+            "--spike-at-s",
+            "1",
+            "--spike-s",
+            "1.5",
+            "--rate-multiplier",
+            "3",
+            "--vol-multiplier",
+            "2",
+        )
+
+    assert code == 0, output
+    result = read_result(out)
+    assert_consistent(result)
+    assert result["spike_window"] == [1.0, 2.5]
+    assert [p["name"] for p in result["phases"]] == ["baseline", "spike", "recovery"]
+    assert result["generator"]["driver"]["spike"]["rate_multiplier"] == 3.0
+    assert result["server"]["before_spike"] is not None
+
+
+async def test_soak_reads_the_servers_memory_over_the_run(tmp_path: Path, secret: Path) -> None:
+    out = tmp_path / "soak"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(
+            "soak", *common(gw.ws_url, out, secret, clients=4), "--duration-s", "3"
+        )
+
+    assert code == 0, output
+    result = read_result(out)
+    assert_consistent(result)
+    server = result["server"]
+    assert server["source"] == "metrics"
+    assert 0 < server["start"] <= server["peak"]
+    assert server["growth_pct"] is not None
+
+
+async def test_a_missed_objective_exits_1_and_says_so(tmp_path: Path, secret: Path) -> None:
+    out = tmp_path / "missed"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(
+            "fanout",
+            *common(gw.ws_url, out, secret, clients=2),
+            "--duration-s",
+            "2",
+            "--slo",
+            "p99_ms<0.000001",
+        )
+
+    assert code == 1
+    assert "SLO missed: p99_ms" in output
+    assert "FAIL" in (out / "summary.md").read_text(encoding="utf-8")
