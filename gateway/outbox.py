@@ -55,25 +55,22 @@ def _encoded(body: Body) -> bytes:
     return body if isinstance(body, bytes) else body.body()
 
 
-class _Pending:
-    # The latest unsent update of one key, and the first seq it stands for.
-    __slots__ = ("body", "first_seq", "seq", "size")
-
-    def __init__(self, seq: int, body: Body) -> None:
-        self.first_seq = seq
-        self.seq = seq
-        self.body = body
-        self.size = len(_encoded(body))
-
-
 class Outbox:
-    """Messages waiting for one client's socket."""
+    """Messages waiting for one client's socket.
 
-    __slots__ = ("_control", "_state", "conflated", "queued_bytes")
+    The state lane is two dicts rather than an object per entry: queueing an
+    update is the hot path of the fan-out (once per client per changed key),
+    so it costs two dict stores. ``_first`` holds the first seq an unsent
+    entry stands for; ``_merged`` those keys whose entry replaced another.
+    """
+
+    __slots__ = ("_control", "_first", "_merged", "_state", "conflated", "queued_bytes")
 
     def __init__(self) -> None:
         self._control: list[bytes] = []
-        self._state: dict[Hashable, _Pending] = {}
+        self._state: dict[Hashable, Body] = {}
+        self._first: dict[Hashable, int] = {}
+        self._merged: set[Hashable] = set()
         self.queued_bytes = 0
         self.conflated = 0
 
@@ -88,42 +85,46 @@ class Outbox:
 
     def push_state(self, key: Hashable, seq: int, body: Body) -> None:
         """Queue the latest update for ``key``, merging with (or replacing) an unsent one."""
-        entry = self._state.get(key)
-        if entry is None:
-            entry = self._state[key] = _Pending(seq, body)
-            self.queued_bytes += entry.size
+        state = self._state
+        old = state.get(key)
+        if old is None:
+            state[key] = body
+            self._first[key] = seq
+            self.queued_bytes += len(body) if isinstance(body, bytes) else len(body.body())
             return
-        if isinstance(body, bytes):
-            entry.body = body
-        else:
-            old = entry.body
+        if not isinstance(body, bytes):
             assert not isinstance(old, bytes)  # a key's updates are all of one kind
-            entry.body = old.merged_with(body)
-        entry.seq = seq
-        size = len(_encoded(entry.body))
-        self.queued_bytes += size - entry.size
-        entry.size = size
+            body = old.merged_with(body)
+        state[key] = body
+        self._merged.add(key)
+        self.queued_bytes += len(_encoded(body)) - len(_encoded(old))
         self.conflated += 1
 
     def drop_state(self, keys: Iterable[Hashable]) -> None:
         """Forget unsent updates for ``keys`` (after a resubscribe or an unsubscribe)."""
         for key in keys:
-            entry = self._state.pop(key, None)
-            if entry is not None:
-                self.queued_bytes -= entry.size
+            body = self._state.pop(key, None)
+            if body is not None:
+                del self._first[key]
+                self._merged.discard(key)
+                self.queued_bytes -= len(_encoded(body))
 
     def take_frame(self, ts_sent_ns: int) -> bytes | None:
         """Return every queued message as one JSON-array frame and empty the outbox."""
         if not self:
             return None
         parts = self._control
-        for entry in self._state.values():
-            body = _encoded(entry.body)
-            if entry.first_seq != entry.seq:
-                body += b',"seq_from":%d' % entry.first_seq
-            parts.append(body)
+        merged, first = self._merged, self._first
+        for key, body in self._state.items():
+            encoded = body if isinstance(body, bytes) else body.body()
+            if merged and key in merged:
+                encoded += b',"seq_from":%d' % first[key]
+            parts.append(encoded)
         self._control = []
         self._state = {}
+        self._first = {}
+        if merged:
+            self._merged = set()
         self.queued_bytes = 0
         tail = b',"ts_sent":%d}' % ts_sent_ns
         return _FRAME_OPEN + (tail + b",").join(parts) + tail + _FRAME_CLOSE

@@ -124,6 +124,9 @@ class MarketDataPipeline:
                 for row, reason in zip(result.rejected_rows, result.reasons, strict=True)
             ]
             await self.source.acknowledge(batch, rejected)
+            # A source that is behind has its next batch ready at once; yield
+            # so reads, handshakes and timers run between batches.
+            await asyncio.sleep(0)
 
     def apply(self, ticks: TickBatch) -> ApplyResult:
         """Apply one batch and notify the listeners; returns the book's result."""

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+import struct
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -286,8 +287,17 @@ class WebSocketConnection(asyncio.Protocol):
     def _send_frame(self, frame: bytes, now_ns: int) -> None:
         assert self._transport is not None
         assert self._hub is not None
-        self._ws.send_text(frame)
-        self._transport.write(b"".join(self._ws.data_to_send()))
+        if self._ws.extensions:  # e.g. per-message deflate: the library frames it
+            self._ws.send_text(frame)
+            self._transport.write(b"".join(self._ws.data_to_send()))
+        else:
+            # The hot path: an unmasked, unfragmented text frame needs only
+            # its header (RFC 6455 5.2), so it skips the library's framing;
+            # anything the library has queued (the handshake) goes first.
+            pending = self._ws.data_to_send()
+            if pending:
+                self._transport.write(b"".join(pending))
+            self._transport.write(_text_header(len(frame)) + frame)
         self._last_sent_ns = now_ns
         counters = self._hub.metrics.counters
         counters.ws_frames_sent += 1
@@ -344,3 +354,12 @@ def _bearer_token(header: str | None) -> str | None:
 def _query_token(query: str) -> str | None:
     values = parse_qs(query).get("token")
     return values[0] if values else None
+
+
+def _text_header(length: int) -> bytes:
+    # FIN + text opcode, then the payload length in 7, 16 or 64 bits.
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65_536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)

@@ -273,9 +273,13 @@ class PriceBook:
                 reasons=reasons[rejected_rows],
             )
         ix = batch.instrument_ix
-        quote_rows = _last_row_per_instrument(ix, ok_rows[~np.isnan(batch.bid[ok_rows])])
-        trade_rows = _last_row_per_instrument(ix, ok_rows[~np.isnan(batch.last[ok_rows])])
-        any_rows = _last_row_per_instrument(ix, ok_rows)
+        quote_rows = _last_row_per_instrument(
+            ix, ok_rows[~np.isnan(batch.bid[ok_rows])], self.size_m
+        )
+        trade_rows = _last_row_per_instrument(
+            ix, ok_rows[~np.isnan(batch.last[ok_rows])], self.size_m
+        )
+        any_rows = _last_row_per_instrument(ix, ok_rows, self.size_m)
 
         quote_ix = ix[quote_rows]
         self.bid[quote_ix] = batch.bid[quote_rows]
@@ -311,12 +315,12 @@ class PriceBook:
         return flipped
 
 
-def _last_row_per_instrument(ix: I64Array1D, rows: I64Array1D) -> I64Array1D:
+def _last_row_per_instrument(ix: I64Array1D, rows: I64Array1D, m: int) -> I64Array1D:
     # Rows in `rows` are ascending. Take, per instrument, the latest of them;
-    # the result is ordered by instrument. np.unique on the reversed rows keeps
-    # the first hit, which is the latest tick.
+    # the result is ordered by instrument. An unbuffered maximum per
+    # instrument is linear, where a sort-based unique is not.
     if rows.size == 0:
         return rows
-    reversed_rows = rows[::-1]
-    _, first = np.unique(ix[reversed_rows], return_index=True)
-    return reversed_rows[first]
+    last = np.full(m, -1, dtype=np.int64)
+    np.maximum.at(last, ix[rows], rows)
+    return last[last >= 0]

@@ -114,7 +114,9 @@ class MarketModel:
         self.mu = np.where(is_equity, params.equity_drift, 0.0)
         self._log_mid = np.log(master.ref_price[k])
         weight = master.weight[k]
-        self._pick_p = weight / weight.sum()
+        # Picking by weight: uniforms looked up in the cumulative weights (a
+        # draw costs log M, where choice(p=...) rebuilds the table each call).
+        self._pick_cdf = np.cumsum(weight / weight.sum())
         decimals = master.price_decimals[k]
         # Prices are built as integer tick counts times an integer tick unit over
         # a power of ten, so that the float is the nearest double to a decimal on
@@ -141,18 +143,32 @@ class MarketModel:
 
     def step(self, ts_ns: int) -> TickBatch:
         """Advance one step and return the ticks it emits, stamped ``ts_ns``."""
-        self._diffuse()
-        batch = self._emit(ts_ns)
-        self.steps += 1
-        if self._regime_steps_left > 0:
-            self._regime_steps_left -= 1
-            if self._regime_steps_left == 0:
-                self.regime = CALM
-        return batch
+        return self.advance(ts_ns, 1)
 
-    def _diffuse(self) -> None:
+    def advance(self, ts_ns: int, steps: int) -> TickBatch:
+        """Advance ``steps`` steps at once and return their ticks, stamped ``ts_ns``.
+
+        Within one regime, the steps are one diffusion over their whole time
+        (a sum of independent normal shocks is one normal shock of the summed
+        variance, so prices have the same distribution) and one draw of their
+        ticks: catching up after a stall costs one step, not ``steps``.
+        """
+        batches = []
+        while steps > 0:
+            k = steps if self._regime_steps_left == 0 else min(steps, self._regime_steps_left)
+            self._diffuse(k)
+            batches.append(self._emit(ts_ns, k))
+            self.steps += k
+            steps -= k
+            if self._regime_steps_left > 0:
+                self._regime_steps_left -= k
+                if self._regime_steps_left == 0:
+                    self.regime = CALM
+        return batches[0] if len(batches) == 1 else TickBatch.concat(batches)
+
+    def _diffuse(self, steps: int) -> None:
         p = self.params
-        dt = p.step_s / TRADING_SECONDS_PER_YEAR
+        dt = steps * p.step_s / TRADING_SECONDS_PER_YEAR
         n_sectors = len(self.sector_names)
         z_market = self._rng.standard_normal()
         z_sector = self._rng.standard_normal(n_sectors)
@@ -164,15 +180,16 @@ class MarketModel:
         sigma = self.sigma * self.regime.vol_multiplier
         self._log_mid += (self.mu - 0.5 * sigma**2) * dt + sigma * np.sqrt(dt) * shock
 
-    def _emit(self, ts_ns: int) -> TickBatch:
+    def _emit(self, ts_ns: int, steps: int) -> TickBatch:
         p = self.params
-        expected = p.tick_rate_per_s * self.regime.rate_multiplier * p.step_s
+        expected = p.tick_rate_per_s * self.regime.rate_multiplier * p.step_s * steps
         count = int(self._rng.poisson(expected))
         if count == 0:
             return TickBatch.empty()
         # Every pick is a tick, so the emitted rate is the configured one; an
         # instrument picked twice ticks twice (the later tick wins in the book).
-        picks = self._rng.choice(self._pick_p.shape[0], size=count, p=self._pick_p)
+        picks = np.searchsorted(self._pick_cdf, self._rng.random(count), side="right")
+        np.minimum(picks, self._pick_cdf.shape[0] - 1, out=picks)  # float rounding at 1
         mid = np.exp(self._log_mid[picks])
         units = self._tick_units[picks]
         scale = self._scale[picks]

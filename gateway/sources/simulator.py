@@ -17,7 +17,6 @@ from gateway.clock import Clock
 from gateway.metrics import Metrics
 from gateway.pipeline import Rejection, SourceBatch
 from gateway.settings import SimulatorSettings
-from pricing.pricebook import TickBatch
 from pricing.simulator import MarketModel, Regime
 
 __all__ = ["SimulatorSource"]
@@ -77,7 +76,7 @@ class SimulatorSource:
                 done += due - max_catchup
                 due = max_catchup
             now_ns = self._clock.now_ns()
-            ticks = TickBatch.concat([self.model.step(now_ns) for _ in range(due)])
+            ticks = self.model.advance(now_ns, due)
             done += due
             if len(ticks):
                 yield SourceBatch(ticks)

@@ -163,3 +163,23 @@ async def test_source_batches_are_applied_before_the_next_is_read(tmp_path):
 
     assert book.bid[ix] == 50.0
     assert gw.gateway.metrics.counters.ticks_accepted == 50
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_frames_are_whole_with_and_without_per_message_deflate(tmp_path, deflate):
+    # Without an extension the gateway frames messages itself; with deflate
+    # the WebSocket library compresses and frames them.
+    settings = make_settings(
+        tmp_path, ws={"per_message_deflate": deflate}, simulator={"tick_rate_per_s": 20_000.0}
+    )
+    symbols = ["AAPL", "MSFT"]
+    compression = "deflate" if deflate else None
+    async with running_gateway(settings) as gw, client(gw.ws_url, compression=compression) as c:
+        await c.send({"op": "subscribe", "channel": "quotes", "symbols": symbols, "id": 1})
+        while min(len(updates_for(c.received, s)) for s in symbols) < 10:
+            await c.frame()
+        extensions = [type(e).__name__ for e in c.ws.protocol.extensions]
+
+    assert extensions == (["PerMessageDeflate"] if deflate else [])
+    for symbol in symbols:
+        assert_gap_free(updates_for(c.received, symbol))

@@ -363,3 +363,42 @@ def test_every_non_option_ticks_in_a_long_run(emitted: Emitted) -> None:
     ticked = set(ticks.instrument_ix.tolist())
 
     assert ticked == non_options
+
+
+# --- advancing several steps at once -------------------------------------------------
+
+
+def test_advancing_k_steps_at_once_has_k_steps_of_variance() -> None:
+    # 2,000 two-day moves, each one advance(2) of daily steps, against the
+    # variance of a two-day return: 2 x sigma^2 x day (drift is tiny).
+    model = MarketModel(equities_master(), daily_params(equity_drift=0.0), seed=5)
+    moves = []
+    for n in range(2_000):
+        before = np.log(model.mids())
+        model.advance(n + 1, 2)
+        moves.append(np.log(model.mids()) - before)
+    variance = np.var(np.array(moves)[:, 0])
+
+    expected = 2 * SIGMA**2 * DAY_S / TRADING_SECONDS_PER_YEAR
+    # Sample variance of 2,000 normals: standard error sqrt(2 / 2000) = 3.2%.
+    assert variance == pytest.approx(expected, rel=4 * math.sqrt(2 / 2_000))
+
+
+def test_advancing_through_the_end_of_a_regime_returns_to_calm_on_the_right_step() -> None:
+    params = ModelParams(tick_rate_per_s=1_000_000.0, step_s=0.005)
+    model = MarketModel(equities_master(), params, seed=6)
+    model.set_regime(Regime("spike", rate_multiplier=10.0), steps=3)
+
+    batch = model.advance(1, 10)
+
+    # 3 spike steps of 50,000 expected ticks and 7 calm ones of 5,000: 185,000.
+    assert model.regime == CALM
+    assert model.steps == 10
+    assert len(batch) == pytest.approx(185_000, abs=4 * math.sqrt(185_000))
+
+
+def test_one_step_advance_is_step() -> None:
+    a = MarketModel(mixed_master(), ModelParams(tick_rate_per_s=50_000.0), seed=9)
+    b = MarketModel(mixed_master(), ModelParams(tick_rate_per_s=50_000.0), seed=9)
+
+    assert same_batches([a.step(1) for _ in range(20)], [b.advance(1, 1) for _ in range(20)])
