@@ -38,6 +38,10 @@ from load_tests.wsclient import HandshakeError, WebSocketProtocol, connect
 
 __all__ = ["ClientSpec", "Fleet", "WorkerConfig", "backoff_delay_s"]
 
+_SLOW_RECEIVE_BUFFER = 4096
+_SLOW_READ_PAUSE_S = 1.0
+"""A slow client reads at most its 4 KiB receive buffer a second."""
+
 
 @dataclass(frozen=True, slots=True)
 class ClientSpec:
@@ -80,6 +84,7 @@ class _Recorder:
     quotes: Histogram = field(default_factory=Histogram)
     portfolio: Histogram = field(default_factory=Histogram)
     closes: Counter[str] = field(default_factory=Counter)
+    slow_closes: Counter[str] = field(default_factory=Counter)
     connect_errors: Counter[str] = field(default_factory=Counter)
     frames: int = 0
     payload_bytes: int = 0
@@ -97,6 +102,7 @@ class _Recorder:
             frames=self.frames,
             payload_bytes=self.payload_bytes,
             closes=self.closes.copy(),
+            slow_closes=self.slow_closes.copy(),
             connect_errors=self.connect_errors.copy(),
             reconnects=self.reconnects,
             connect_failures=self.connect_failures,
@@ -107,6 +113,7 @@ class _Recorder:
         self.quotes.reset()
         self.portfolio.reset()
         self.closes.clear()
+        self.slow_closes.clear()
         self.connect_errors.clear()
         self.frames = self.payload_bytes = self.reconnects = self.connect_failures = 0
         return sample
@@ -131,6 +138,8 @@ class _Client:
                     self._on_message,
                     headers=dict(self.spec.headers),
                     timeout_s=config.connect_timeout_s,
+                    receive_buffer=_SLOW_RECEIVE_BUFFER if self.spec.slow else None,
+                    read_pause_s=_SLOW_READ_PAUSE_S if self.spec.slow else 0.0,
                 )
             except (OSError, HandshakeError, TimeoutError) as e:
                 recorder.connect_failures += 1
@@ -149,16 +158,15 @@ class _Client:
                 recorder.connected -= 1
             if code is None:  # we stopped
                 return
-            recorder.closes[str(code)] += 1
-            if self.spec.slow:
+            if self.spec.slow:  # closed as expected; it does not come back
+                recorder.slow_closes[str(code)] += 1
                 return
+            recorder.closes[str(code)] += 1
             await _pause(stopping, self._delay(attempt))
             attempt += 1
 
     async def _session(self, protocol: WebSocketProtocol, stopping: asyncio.Event) -> int | None:
         protocol.send_text(orjson.dumps(self._subscribe()))
-        if self.spec.slow:
-            protocol.pause_reading()
         stop = asyncio.ensure_future(stopping.wait())
         try:
             await asyncio.wait((protocol.closed, stop), return_when=asyncio.FIRST_COMPLETED)

@@ -1,7 +1,9 @@
 """The result of a load-test run: what ``result.json`` holds, and how it is read back.
 
 Times are seconds from the start of the run (the first connection attempt).
-Latencies are milliseconds. ``delivered`` counts update messages received by
+Latencies are milliseconds. ``closes`` counts connections the server closed
+(by close code), except those of the deliberately slow clients, which are
+in ``slow_closes``. ``delivered`` counts update messages received by
 the clients; ``produced`` the updates the server published for the keys
 they watched (the advance of each key's seq), so ``produced - delivered`` is
 what conflation merged away and ``delivered <= produced`` always holds on a
@@ -113,6 +115,7 @@ class RunResult:
     gaps: int
     protocol_errors: dict[str, int]
     closes: dict[str, int]
+    slow_closes: dict[str, int]
     reconnects: int
     connect_failures: int
     connect_errors: dict[str, int]

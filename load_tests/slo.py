@@ -11,7 +11,7 @@ bound for throughput. The names:
 | ``spike_p99_ms``, ``baseline_p99_ms`` | p99 of one phase (``spike`` scenario) | ``<=`` |
 | ``gaps`` | updates lost (seq gaps) | ``<=`` |
 | ``errors`` | protocol errors seen by the clients | ``<=`` |
-| ``closes`` | connections the server closed, deliberately slow clients excepted | ``<=`` |
+| ``closes`` | connections the server closed, not counting deliberately slow clients | ``<=`` |
 | ``reconnects`` | reconnections | ``<=`` |
 | ``connect_failures`` | failed connection attempts | ``<=`` |
 | ``rss_growth_pct`` | server memory growth, first to last quarter of the run | ``<=`` |

@@ -96,6 +96,7 @@ class Sample:
     frames: int = 0
     payload_bytes: int = 0
     closes: Counter[str] = field(default_factory=Counter)
+    slow_closes: Counter[str] = field(default_factory=Counter)
     connect_errors: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
     connect_failures: int = 0
@@ -112,6 +113,7 @@ class Totals:
     frames: int = 0
     payload_bytes: int = 0
     closes: Counter[str] = field(default_factory=Counter)
+    slow_closes: Counter[str] = field(default_factory=Counter)
     connect_errors: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
     connect_failures: int = 0
@@ -124,6 +126,7 @@ class Totals:
         self.frames += sample.frames
         self.payload_bytes += sample.payload_bytes
         self.closes.update(sample.closes)
+        self.slow_closes.update(sample.slow_closes)
         self.connect_errors.update(sample.connect_errors)
         self.reconnects += sample.reconnects
         self.connect_failures += sample.connect_failures

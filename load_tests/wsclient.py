@@ -16,6 +16,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -49,8 +50,11 @@ class WebSocketProtocol(asyncio.Protocol):
         request: bytes,
         key: bytes,
         on_message: Callable[[memoryview | bytes, int], None],
+        *,
+        read_pause_s: float = 0.0,
     ) -> None:
         self._request = request
+        self._read_pause_s = read_pause_s
         self._accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())  # noqa: S324  # RFC 6455
         self._on_message = on_message
         self._buffer = bytearray()
@@ -74,6 +78,14 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self.opened.done() and not self._handshake():
             return
         self._frames(recv_ns)
+        if self._read_pause_s and self._transport is not None:
+            # A slow reader: take a break after every read.
+            self._transport.pause_reading()
+            asyncio.get_running_loop().call_later(self._read_pause_s, self._resume)
+
+    def _resume(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -98,11 +110,6 @@ class WebSocketProtocol(asyncio.Protocol):
         """Drop the connection at once."""
         if self._transport is not None:
             self._transport.abort()
-
-    def pause_reading(self) -> None:
-        """Stop reading: the server's buffers for this client fill up (a slow client)."""
-        if self._transport is not None:
-            self._transport.pause_reading()
 
     def _send(self, opcode: int, payload: bytes) -> None:
         transport = self._transport
@@ -221,8 +228,16 @@ async def connect(
     *,
     headers: Mapping[str, str] | None = None,
     timeout_s: float = 10.0,
+    receive_buffer: int | None = None,
+    read_pause_s: float = 0.0,
 ) -> WebSocketProtocol:
-    """Open ``ws://host:port/path`` and complete the handshake."""
+    """Open ``ws://host:port/path`` and complete the handshake.
+
+    ``receive_buffer`` sets the socket's receive buffer (SO_RCVBUF) before
+    connecting, and ``read_pause_s`` pauses reading after every read: with
+    both small, the client reads slower than the server sends and backs it
+    up, as a slow client on a poor network does.
+    """
     parts = urlsplit(url)
     if parts.scheme != "ws" or not parts.hostname:
         raise ValueError(f"only ws:// URLs are supported, was {url!r}")
@@ -240,9 +255,24 @@ async def connect(
     ]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     loop = asyncio.get_running_loop()
+
+    def factory() -> WebSocketProtocol:
+        return WebSocketProtocol(request, key, on_message, read_pause_s=read_pause_s)
+
     async with asyncio.timeout(timeout_s):
-        _, protocol = await loop.create_connection(
-            lambda: WebSocketProtocol(request, key, on_message), parts.hostname, port
-        )
+        if receive_buffer is None:
+            _, protocol = await loop.create_connection(factory, parts.hostname, port)
+        else:
+            info = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, address = info[0]
+            sock = socket.socket(family, kind, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, address)
+            except OSError:
+                sock.close()
+                raise
+            _, protocol = await loop.create_connection(factory, sock=sock)
         await protocol.opened
     return protocol

@@ -165,3 +165,42 @@ async def test_a_missed_objective_exits_1_and_says_so(tmp_path: Path, secret: Pa
     assert code == 1
     assert "SLO missed: p99_ms" in output
     assert "FAIL" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+async def test_deliberately_slow_clients_are_closed_and_nobody_else(
+    tmp_path: Path, secret: Path
+) -> None:
+    out = tmp_path / "slow"
+    settings = make_settings(
+        tmp_path,
+        simulator={"tick_rate_per_s": 20_000.0},
+        fanout={
+            "slow_consumer_grace_ms": 300,
+            "socket_send_buffer_bytes": 4096,
+            "write_buffer_high_bytes": 8192,
+            "write_buffer_low_bytes": 2048,
+        },
+    )
+    async with running_gateway(settings) as gw:
+        code, output = await load(
+            "fanout",
+            *common(gw.ws_url, out, secret, clients=4),
+            # Long enough for the server to give up on the slow one: over its
+            # bound, the grace, then the close timeout (5 s) for its reply.
+            "--duration-s",
+            "10",
+            "--slow-clients",
+            "1",
+            "--slo",
+            "closes=0,gaps=0",
+        )
+
+    assert code == 0, output
+    result = read_result(out)
+    # The slow one was closed (4008, or dropped after the close timeout if it
+    # had not read that far), nobody else; and it did not come back.
+    assert sum(result["slow_closes"].values()) == 1
+    assert set(result["slow_closes"]) <= {"4008", "1006"}
+    assert result["closes"] == {}
+    assert result["gaps"] == 0
+    assert result["reconnects"] == 0

@@ -63,6 +63,7 @@ def run_result(**changes: Any) -> RunResult:
         gaps=3,
         protocol_errors={"bad_json": 2, "unknown_type": 1},
         closes={"1000": 5, "1011": 2},
+        slow_closes={"4008": 1},
         reconnects=7,
         connect_failures=1,
         connect_errors={"TimeoutError": 1},

@@ -1,0 +1,1 @@
+"""Servers the benchmark compares tickgate with: simple implementations of its protocol."""

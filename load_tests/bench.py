@@ -1,0 +1,427 @@
+"""``python -m load_tests.bench``: the gateway against a naive server, under the same load.
+
+    python -m load_tests.bench fanout [--json]
+    python -m load_tests.bench capacity [--json]
+
+``fanout`` writes a synthetic universe (5,000 instruments), then for each
+server in turn (``tickgate run`` on its simulator, and the naive baseline of
+``load_tests/baselines/naive.py`` with its own generator) starts it on a
+free port with the same tick rate, drives it with the same fleet (1,000
+clients x 20 symbols) through the ``spike`` scenario (``--baseline-s`` at
+20,000 ticks/s, ``--spike-s`` at 10x the rate and 3x the volatility, then
+``--recovery-s``), and stops it. A third run puts ``--slow-clients``
+deliberately slow clients into the gateway's fleet, to check that only they
+are closed. It prints the figures of both and their ratios.
+
+``capacity`` runs the ``fanout`` scenario on the gateway at growing client
+counts and reports the largest at which the baseline targets hold (p99 at
+most 100 ms, no gap, no close).
+
+Servers run as separate processes, started with this interpreter; the
+fleet's workers are separate processes too. Nothing is imported from the
+gateway's packages: the gateway is started by its command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from load_tests.result import RunResult
+from load_tests.run import RunConfig, run
+from load_tests.universe import write_universe
+
+__all__ = ["main"]
+
+TARGETS = {
+    "p99_ms_baseline": 100.0,
+    "p99_ms_spike": 250.0,
+    "rss_after_spike_pct": 10.0,
+    "ratio_delivered": 3.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A server process under test."""
+
+    name: str
+    ws_url: str
+    http_url: str
+    process: subprocess.Popen[bytes]
+    secret: str | None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready within {timeout_s} s")
+
+
+@contextmanager
+def _server(name: str, args: argparse.Namespace, universe: Path, work: Path) -> Iterator[Server]:
+    port = _free_port()
+    secret = secrets.token_hex(32)
+    env = dict(os.environ)
+    if name == "gateway":
+        env |= {
+            "TICKGATE_DATA_DIR": str(work / "gateway-data"),
+            "TICKGATE_FEED_INSTRUMENTS_FILE": str(universe),
+            "TICKGATE_SIMULATOR_TICK_RATE_PER_S": str(args.tick_rate),
+            "TICKGATE_AUTH_JWT_SECRET": secret,
+            "TICKGATE_PORTFOLIO_DEMO_ACCOUNTS": "0",
+            "TICKGATE_LOG_LEVEL": "WARNING",
+        }
+        command = [sys.executable, "-m", "gateway", "run", "--port", str(port)]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "load_tests.baselines.naive",
+            "--port",
+            str(port),
+            "--instruments-file",
+            str(universe),
+            "--tick-rate",
+            str(args.tick_rate),
+        ]
+    log = (work / f"{name}.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    http_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(http_url, process)
+        yield Server(name, f"ws://127.0.0.1:{port}/ws", http_url, process, secret)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _spike_config(args: argparse.Namespace, server: Server, out: Path, slow: int) -> RunConfig:
+    duration = args.baseline_s + args.spike_s + args.recovery_s
+    return RunConfig(
+        scenario="spike",
+        url=server.ws_url,
+        http_url=server.http_url,
+        clients=args.clients,
+        symbols_per_client=args.symbols_per_client,
+        duration_s=duration,
+        out=out,
+        workers=args.workers,
+        jwt_secret=server.secret,
+        slow_clients=slow,
+        server_pid=server.process.pid,
+        progress=not args.json,
+        spike_at_s=float(args.baseline_s),
+        spike_s=float(args.spike_s),
+        rate_multiplier=args.rate_multiplier,
+        vol_multiplier=args.vol_multiplier,
+        driver="admin",
+    )
+
+
+def _figures(result: RunResult, peak_rss_mb: float | None, slow: int) -> dict[str, Any]:
+    phases = {p.name: p for p in result.phases}
+    server = result.server
+    after_pct = None
+    if server.before_spike and server.after_spike is not None:
+        after_pct = round((server.after_spike - server.before_spike) / server.before_spike * 100, 2)
+    return {
+        "delivered_per_s": result.delivered_per_s,
+        "delivered_per_s_baseline": round(phases["baseline"].delivered_per_s, 1),
+        "delivered_per_s_spike": round(phases["spike"].delivered_per_s, 1),
+        "p50_ms_baseline": phases["baseline"].latency.p50,
+        "p99_ms_baseline": phases["baseline"].latency.p99,
+        "p999_ms_baseline": phases["baseline"].latency.p999,
+        "p50_ms_spike": phases["spike"].latency.p50,
+        "p99_ms_spike": phases["spike"].latency.p99,
+        "p999_ms_spike": phases["spike"].latency.p999,
+        "p99_ms_recovery": phases["recovery"].latency.p99,
+        "gaps": result.gaps,
+        "protocol_errors": sum(result.protocol_errors.values()),
+        "slow_consumer_closes": sum(result.slow_closes.values()),
+        "slow_close_codes": result.slow_closes,
+        "other_closes": sum(result.closes.values()),
+        "connected_max": result.connected_max,
+        "connect_failures": result.connect_failures,
+        "peak_rss_mb": round(peak_rss_mb, 1) if peak_rss_mb is not None else None,
+        "rss_before_spike_mb": server.before_spike,
+        "rss_after_spike_mb": server.after_spike,
+        "rss_after_spike_pct": after_pct,
+        "generator_cpu_pct": result.generator["cpu_pct"],
+        "generator_limited": result.generator["limited"],
+    }
+
+
+async def _measure(
+    name: str, args: argparse.Namespace, universe: Path, work: Path, *, slow: int = 0
+) -> dict[str, Any]:
+    label = f"{name}-slow" if slow else name
+    if not args.json:
+        print(f"\n== {label}", file=sys.stderr)  # noqa: T201
+    with _server(name, args, universe, work) as server:
+        result = await run(_spike_config(args, server, work / label, slow))
+        peak = _peak_rss_mb(server.process.pid)
+    return _figures(result, peak, slow)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+async def _fanout(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="tickgate-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    universe = work / "instruments.csv"
+    write_universe(universe, args.instruments)
+    gateway = await _measure("gateway", args, universe, work)
+    baseline = await _measure("baseline", args, universe, work)
+    slow = await _measure("gateway", args, universe, work, slow=args.slow_clients)
+    ratio_delivered = _ratio(gateway["delivered_per_s"], baseline["delivered_per_s"])
+    targets = {
+        "p99_ms_baseline": (gateway["p99_ms_baseline"] or 1e9) <= TARGETS["p99_ms_baseline"],
+        "p99_ms_spike": (gateway["p99_ms_spike"] or 1e9) <= TARGETS["p99_ms_spike"],
+        "zero_gaps": gateway["gaps"] == 0 and slow["gaps"] == 0,
+        "only_slow_clients_closed": gateway["other_closes"] == 0
+        and slow["other_closes"] == 0
+        and slow["slow_consumer_closes"] == args.slow_clients,
+        "rss_after_spike_within_10pct": gateway["rss_after_spike_pct"] is not None
+        and abs(gateway["rss_after_spike_pct"]) <= TARGETS["rss_after_spike_pct"],
+        "ratio_delivered_at_least_3": (ratio_delivered or 0) >= TARGETS["ratio_delivered"],
+        "p99_equal_or_better": (gateway["p99_ms_baseline"] or 1e9)
+        <= (baseline["p99_ms_baseline"] or 1e9)
+        and (gateway["p99_ms_spike"] or 1e9) <= (baseline["p99_ms_spike"] or 1e9),
+    }
+    return {
+        "load": {
+            "clients": args.clients,
+            "symbols_per_client": args.symbols_per_client,
+            "instruments": args.instruments,
+            "tick_rate": args.tick_rate,
+            "baseline_s": args.baseline_s,
+            "spike_s": args.spike_s,
+            "recovery_s": args.recovery_s,
+            "rate_multiplier": args.rate_multiplier,
+            "vol_multiplier": args.vol_multiplier,
+            "workers": args.workers,
+            "cpus": os.cpu_count(),
+        },
+        "gateway": gateway,
+        "baseline": baseline,
+        "gateway_with_slow_clients": slow | {"slow_clients": args.slow_clients},
+        "ratio_delivered": ratio_delivered,
+        "ratio_delivered_baseline_phase": _ratio(
+            gateway["delivered_per_s_baseline"], baseline["delivered_per_s_baseline"]
+        ),
+        "ratio_delivered_spike_phase": _ratio(
+            gateway["delivered_per_s_spike"], baseline["delivered_per_s_spike"]
+        ),
+        "ratio_p99_baseline": _ratio(baseline["p99_ms_baseline"], gateway["p99_ms_baseline"]),
+        "ratio_p99_spike": _ratio(baseline["p99_ms_spike"], gateway["p99_ms_spike"]),
+        "targets": targets,
+        "work_dir": str(work),
+    }
+
+
+async def _capacity(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="tickgate-capacity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    universe = work / "instruments.csv"
+    write_universe(universe, args.instruments)
+    steps = []
+    best = None
+    clients = args.start
+    while clients <= args.max:
+        with _server("gateway", args, universe, work) as server:
+            config = RunConfig(
+                scenario="fanout",
+                url=server.ws_url,
+                http_url=server.http_url,
+                clients=clients,
+                symbols_per_client=args.symbols_per_client,
+                duration_s=args.duration_s,
+                out=work / f"fanout-{clients}",
+                workers=args.workers,
+                jwt_secret=server.secret,
+                server_pid=server.process.pid,
+                progress=not args.json,
+            )
+            result = await run(config)
+        holds = (
+            result.latency_ms.p99 is not None
+            and result.latency_ms.p99 <= TARGETS["p99_ms_baseline"]
+            and result.gaps == 0
+            and not result.closes
+            and result.connected_end == clients
+        )
+        steps.append(
+            {
+                "clients": clients,
+                "delivered_per_s": result.delivered_per_s,
+                "p50_ms": result.latency_ms.p50,
+                "p99_ms": result.latency_ms.p99,
+                "gaps": result.gaps,
+                "closes": sum(result.closes.values()),
+                "connected_end": result.connected_end,
+                "generator_cpu_pct": result.generator["cpu_pct"],
+                "generator_limited": result.generator["limited"],
+                "targets_hold": holds,
+            }
+        )
+        if not holds:
+            break
+        best = clients
+        clients += args.step
+    return {
+        "capacity_clients": best,
+        "tick_rate": args.tick_rate,
+        "symbols_per_client": args.symbols_per_client,
+        "steps": steps,
+        "work_dir": str(work),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m load_tests.bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("fanout", "capacity"):
+        p = commands.add_parser(name)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--symbols-per-client", type=int, default=20)
+        p.add_argument("--instruments", type=int, default=5000)
+        p.add_argument("--tick-rate", type=float, default=20_000.0)
+        p.add_argument("--workers", type=int, default=2)
+        p.add_argument("--out", help="keep the runs' reports here (default: a temporary directory)")
+    fanout = commands.choices["fanout"]
+    fanout.add_argument("--clients", type=int, default=1000)
+    fanout.add_argument("--baseline-s", type=float, default=20.0)
+    fanout.add_argument("--spike-s", type=float, default=10.0)
+    fanout.add_argument("--recovery-s", type=float, default=10.0)
+    fanout.add_argument("--rate-multiplier", type=float, default=10.0)
+    fanout.add_argument("--vol-multiplier", type=float, default=3.0)
+    fanout.add_argument("--slow-clients", type=int, default=5)
+    capacity = commands.choices["capacity"]
+    capacity.add_argument("--start", type=int, default=1000)
+    capacity.add_argument("--step", type=int, default=500)
+    capacity.add_argument("--max", type=int, default=5000)
+    capacity.add_argument("--duration-s", type=float, default=20.0)
+    return parser
+
+
+def _print_fanout(result: dict[str, Any]) -> None:
+    rows = (
+        "delivered_per_s",
+        "delivered_per_s_baseline",
+        "delivered_per_s_spike",
+        "p50_ms_baseline",
+        "p99_ms_baseline",
+        "p999_ms_baseline",
+        "p50_ms_spike",
+        "p99_ms_spike",
+        "p999_ms_spike",
+        "gaps",
+        "slow_consumer_closes",
+        "other_closes",
+        "connected_max",
+        "connect_failures",
+        "peak_rss_mb",
+        "rss_before_spike_mb",
+        "rss_after_spike_mb",
+        "rss_after_spike_pct",
+    )
+    lines = [f"{'':26}{'gateway':>14}{'baseline':>14}{'gw + slow':>14}"]
+    for row in rows:
+        cells = [result[k].get(row) for k in ("gateway", "baseline", "gateway_with_slow_clients")]
+        lines.append(f"{row:26}" + "".join(f"{_cell(c):>14}" for c in cells))
+    lines.append(
+        f"ratio delivered: {result['ratio_delivered']} (baseline phase "
+        f"{result['ratio_delivered_baseline_phase']}, spike phase "
+        f"{result['ratio_delivered_spike_phase']})"
+    )
+    lines.append(
+        f"ratio p99 (naive / gateway): baseline {result['ratio_p99_baseline']}, "
+        f"spike {result['ratio_p99_spike']}"
+    )
+    lines += [
+        f"target {name}: {'met' if ok else 'MISSED'}" for name, ok in result["targets"].items()
+    ]
+    print("\n".join(lines))  # noqa: T201
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m load_tests.bench``."""
+    args = _parser().parse_args(argv)
+    if args.command == "fanout":
+        result = asyncio.run(_fanout(args))
+        if args.json:
+            print(orjson.dumps(result).decode())  # noqa: T201
+        else:
+            _print_fanout(result)
+    else:
+        result = asyncio.run(_capacity(args))
+        if args.json:
+            print(orjson.dumps(result).decode())  # noqa: T201
+        else:
+            for step in result["steps"]:
+                print(step)  # noqa: T201
+            print(f"capacity: {result['capacity_clients']} clients")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
