@@ -41,6 +41,7 @@ from load_tests.tokens import mint_token
 __all__ = ["RunConfig", "build_specs", "http_base", "run"]
 
 _GENERATOR_LIMIT_PCT = 85.0
+_SLOW_SYMBOLS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +106,22 @@ def build_specs(config: RunConfig, symbols: Sequence[str]) -> list[ClientSpec]:
     if portfolio_clients and config.jwt_secret is None:
         raise ValueError("portfolio clients need --jwt-secret (or --jwt-secret-file)")
     specs: list[ClientSpec] = []
+    portfolios = 0
     for i in range(config.clients):
         headers: tuple[tuple[str, str], ...] = ()
+        slow = i < config.slow_clients
         # Portfolio clients are spread through the fleet, one account each.
         is_portfolio = portfolio_clients and i % max(1, config.clients // portfolio_clients) == 0
-        if is_portfolio and sum(s.channel == "portfolio" for s in specs) < portfolio_clients:
+        if is_portfolio and not slow and portfolios < portfolio_clients:
+            portfolios += 1
             account = config.account_format.format(i % config.accounts + 1)
             channel, keys = "portfolio", (account,)
             scope, accounts = "read", [account]
         else:
-            picks = rng.choice(len(symbols), size=k, replace=False, p=popularity)
+            # A deliberately slow client watches many symbols, so it falls
+            # behind soon whatever the tick rate.
+            size = min(len(symbols), _SLOW_SYMBOLS, max(k, 10 * k)) if slow else k
+            picks = rng.choice(len(symbols), size=size, replace=False, p=popularity)
             channel, keys = "quotes", tuple(symbols[order[j]] for j in picks)
             scope, accounts = "read", []
         if config.jwt_secret is not None:
@@ -133,7 +140,7 @@ def build_specs(config: RunConfig, symbols: Sequence[str]) -> list[ClientSpec]:
                 keys=keys,
                 start_at_s=i / config.ramp_per_s,
                 headers=headers,
-                slow=i < config.slow_clients,
+                slow=slow,
             )
         )
     return specs
@@ -186,13 +193,20 @@ class _Aggregate:
     def add(self, sample: Sample) -> None:
         index = abs(sample.index)
         self.intervals[index].add(sample)
-        self.connected[index][sample.worker] = sample.connected
+        if sample.index > 0:  # a last sample is taken after the clients closed
+            self.connected[index][sample.worker] = sample.connected
         self.cpu_s[sample.worker] += sample.cpu_s
         self.total.add(sample)
         self.last_index = max(self.last_index, index)
 
     def connected_at(self, index: int) -> int:
-        return sum(self.connected.get(index, {}).values())
+        # Each worker's latest level at or before ``index`` (a sample may be late).
+        total = 0
+        for worker in range(self.workers):
+            levels = [i for i, by in self.connected.items() if i <= index and worker in by]
+            if levels:
+                total += self.connected[max(levels)][worker]
+        return total
 
 
 async def run(config: RunConfig, *, stream: TextIO = sys.stderr) -> RunResult:

@@ -7,7 +7,8 @@ read in one loop and hands text payloads over as memoryviews, so a frame
 costs a few microseconds. It does what a trading client needs and no more:
 the opening handshake (checking ``Sec-WebSocket-Accept``), text frames in
 both directions (client frames masked), fragmented messages, answering
-pings, and the closing handshake. No extensions (no compression).
+pings, and the closing handshake, over TCP (``ws://``) or TLS (``wss://``,
+verified against the system's CAs). No extensions (no compression).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -239,9 +241,10 @@ async def connect(
     up, as a slow client on a poor network does.
     """
     parts = urlsplit(url)
-    if parts.scheme != "ws" or not parts.hostname:
-        raise ValueError(f"only ws:// URLs are supported, was {url!r}")
-    port = parts.port or 80
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"the URL must be ws:// or wss://, was {url!r}")
+    tls = ssl.create_default_context() if parts.scheme == "wss" else None
+    port = parts.port or (443 if tls else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     key = base64.b64encode(os.urandom(16))
     lines = [
@@ -261,7 +264,7 @@ async def connect(
 
     async with asyncio.timeout(timeout_s):
         if receive_buffer is None:
-            _, protocol = await loop.create_connection(factory, parts.hostname, port)
+            _, protocol = await loop.create_connection(factory, parts.hostname, port, ssl=tls)
         else:
             info = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
             family, kind, proto, _, address = info[0]
@@ -273,6 +276,8 @@ async def connect(
             except OSError:
                 sock.close()
                 raise
-            _, protocol = await loop.create_connection(factory, sock=sock)
+            _, protocol = await loop.create_connection(
+                factory, sock=sock, ssl=tls, server_hostname=parts.hostname if tls else None
+            )
         await protocol.opened
     return protocol
