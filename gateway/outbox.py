@@ -64,13 +64,22 @@ class Outbox:
     entry stands for; ``_merged`` those keys whose entry replaced another.
     """
 
-    __slots__ = ("_control", "_first", "_merged", "_state", "conflated", "queued_bytes")
+    __slots__ = (
+        "_control",
+        "_deltas",
+        "_first",
+        "_merged",
+        "_state",
+        "conflated",
+        "queued_bytes",
+    )
 
     def __init__(self) -> None:
         self._control: list[bytes] = []
         self._state: dict[Hashable, Body] = {}
         self._first: dict[Hashable, int] = {}
         self._merged: set[Hashable] = set()
+        self._deltas = 0  # state entries that are Deltas, not bytes
         self.queued_bytes = 0
         self.conflated = 0
 
@@ -90,7 +99,11 @@ class Outbox:
         if old is None:
             state[key] = body
             self._first[key] = seq
-            self.queued_bytes += len(body) if isinstance(body, bytes) else len(body.body())
+            if isinstance(body, bytes):
+                self.queued_bytes += len(body)
+            else:
+                self._deltas += 1
+                self.queued_bytes += len(body.body())
             return
         if not isinstance(body, bytes):
             assert not isinstance(old, bytes)  # a key's updates are all of one kind
@@ -105,6 +118,8 @@ class Outbox:
         for key in keys:
             body = self._state.pop(key, None)
             if body is not None:
+                if not isinstance(body, bytes):
+                    self._deltas -= 1
                 del self._first[key]
                 self._merged.discard(key)
                 self.queued_bytes -= len(_encoded(body))
@@ -115,14 +130,18 @@ class Outbox:
             return None
         parts = self._control
         merged, first = self._merged, self._first
-        for key, body in self._state.items():
-            encoded = body if isinstance(body, bytes) else body.body()
-            if merged and key in merged:
-                encoded += b',"seq_from":%d' % first[key]
-            parts.append(encoded)
+        if merged or self._deltas:
+            for key, body in self._state.items():
+                encoded = body if isinstance(body, bytes) else body.body()
+                if merged and key in merged:
+                    encoded += b',"seq_from":%d' % first[key]
+                parts.append(encoded)
+        else:  # the common case: every body is bytes, none merged
+            parts.extend(self._state.values())  # type: ignore[arg-type]
         self._control = []
         self._state = {}
         self._first = {}
+        self._deltas = 0
         if merged:
             self._merged = set()
         self.queued_bytes = 0

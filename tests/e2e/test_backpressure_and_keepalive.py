@@ -101,10 +101,13 @@ async def test_client_that_stops_reading_is_closed_as_slow_while_others_get_ever
 
             final = np.arange(len(ix), dtype=np.float64) + 1_000_000.0
             source.push(make_batch(ix, bid=final, ask=final + 0.5))
-            for symbol, value in zip(symbols, final, strict=True):
-                await healthy.until(
-                    lambda m, s=symbol, v=value: m.get("key") == s and m["bid"] == v
-                )
+            # Every symbol's final value arrives (a frame's keys come in no
+            # particular order).
+            expected = dict(zip(symbols, final.tolist(), strict=True))
+            while expected:
+                message = await healthy.until(lambda m: m.get("key") in expected)
+                if message["bid"] == expected[message["key"]]:
+                    del expected[message["key"]]
             slow_code = await slow.close_code()
             slow.close()
 
