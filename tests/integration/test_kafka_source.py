@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -222,3 +224,56 @@ async def test_broker_outage_marks_prices_stale_and_recovers(tmp_path, private_t
     assert was_up_during_outage is False
     assert recovered is not None
     assert recovered["stale"] is False
+
+
+async def test_load_tool_drives_a_spike_by_producing_ticks_to_kafka(tmp_path, tansu, topic):
+    # tickgate-load's Kafka driver: it produces the ticks itself (as a
+    # separate process), and the gateway consuming the topic serves them.
+    settings = kafka_settings(tmp_path, tansu.bootstrap, topic)
+    out = tmp_path / "kafka-spike"
+    async with running_gateway(settings) as gw:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "load_tests",
+            "spike",
+            "--url",
+            gw.ws_url,
+            "--clients",
+            "4",
+            "--symbols-per-client",
+            "10",
+            "--duration-s",
+            "12",
+            "--spike-at-s",
+            "7",
+            "--spike-s",
+            "2",
+            "--rate-multiplier",
+            "4",
+            "--driver",
+            "kafka",
+            "--kafka-bootstrap",
+            tansu.bootstrap,
+            "--kafka-topic",
+            topic,
+            "--tick-rate",
+            "2000",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=90)
+
+    assert process.returncode == 0, output.decode()
+    result = orjson.loads((out / "result.json").read_bytes())
+    driver = result["generator"]["driver"]
+    assert driver["driver"] == "kafka"
+    assert driver["produced"] > 0
+    assert 0 < result["delivered"] <= result["produced"]
+    assert result["gaps"] == 0
+    assert result["protocol_errors"] == {}
