@@ -35,13 +35,17 @@ def demo_records(master: InstrumentMaster, *, count: int, seed: int) -> list[Acc
     kinds = np.array([i.type.value for i in master])
     currency = np.array([i.currency for i in master])
     weight = master.weight
+    # A custom master may lack some currencies' FX pairs: accounts then hold
+    # only what can be valued in USD, and keep their books in USD.
+    convertible = np.isin(currency, list(usd_per))
     equities = {c: np.flatnonzero((kinds == "equity") & (currency == c)) for c in _BASES}
-    futures = np.flatnonzero(kinds == "future")
+    futures = np.flatnonzero((kinds == "future") & convertible)
     fx_pairs = np.flatnonzero(kinds == "fx")
-    options = np.flatnonzero(kinds == "option")
+    options = np.flatnonzero((kinds == "option") & convertible)
     records = []
     for n in range(1, count + 1):
         base = str(rng.choice(_BASES, p=_BASE_WEIGHTS))
+        base = base if base in usd_per else "USD"
         equity_usd = float(np.exp(rng.normal(np.log(1_000_000), 0.8)))
         positions: dict[str, PositionState] = {}
         invested_usd = 0.0
@@ -50,6 +54,7 @@ def demo_records(master: InstrumentMaster, *, count: int, seed: int) -> list[Acc
         pool = np.concatenate(
             [equities[base]] if home and equities[base].size else [equities[c] for c in _BASES]
         )
+        pool = pool[convertible[pool]]
         names = rng.choice(
             pool, size=min(pool.size, int(rng.integers(8, 21))), replace=False, p=_p(weight[pool])
         )
@@ -60,23 +65,28 @@ def demo_records(master: InstrumentMaster, *, count: int, seed: int) -> list[Acc
             quantity = quantity if is_long else -quantity
             positions[master.symbols[ix]] = _opened(master, ix, quantity, rng)
             invested_usd += quantity * float(master.ref_price[ix]) * usd_per[currency[ix]]
-        if rng.random() < 0.4:
+        # A master without futures, FX or options (a custom --instruments file)
+        # gets accounts without them; the draws still happen, so the default
+        # master's accounts stay the same for a given seed.
+        if rng.random() < 0.4 and futures.size:
             for ix in rng.choice(futures, size=int(rng.integers(1, 3)), replace=False):
                 quantity = float(rng.integers(1, 6)) * (1 if rng.random() < 0.7 else -1)
                 positions[master.symbols[ix]] = _opened(master, ix, quantity, rng)
-        if rng.random() < 0.3:
+        if rng.random() < 0.3 and fx_pairs.size:
             ix = int(rng.choice(fx_pairs))
             base_units = float(rng.integers(1, 50)) * 10_000 * (1 if rng.random() < 0.5 else -1)
             positions[master.symbols[ix]] = _opened(master, ix, base_units, rng)
-        if rng.random() < 0.35:
+        if rng.random() < 0.35 and options.size:
             for ix in rng.choice(options, size=int(rng.integers(1, 5)), replace=False):
                 quantity = float(rng.integers(1, 21)) * (1 if rng.random() < 0.6 else -1)
                 positions[master.symbols[ix]] = _opened(master, ix, quantity, rng)
-                invested_usd += quantity * 100 * float(master.ref_price[ix]) * usd_per["USD"]
+                invested_usd += quantity * 100 * float(master.ref_price[ix]) * usd_per[currency[ix]]
         cash = {base: (equity_usd - invested_usd) / usd_per[base]}
         if rng.random() < 0.2:
             foreign = str(rng.choice([c for c in _BASES if c != base]))
-            cash[foreign] = equity_usd * rng.uniform(0.01, 0.1) / usd_per[foreign]
+            share = rng.uniform(0.01, 0.1)
+            if foreign in usd_per:
+                cash[foreign] = equity_usd * share / usd_per[foreign]
         records.append(
             AccountRecord(
                 account=demo_account_id(n),

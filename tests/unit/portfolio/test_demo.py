@@ -16,6 +16,7 @@ from portfolio.records import load_records, record_of
 from portfolio.store import AccountRecord
 from portfolio.types import AccountId, PositionState
 from portfolio.valuation import InstrumentTerms
+from pricing.instruments import parse_instrument_csv
 
 MASTER = load_master()
 COUNT = 120
@@ -157,3 +158,26 @@ def test_every_demo_position_lands_on_its_instrument_row() -> None:
     actual = sorted(zip(book.pos_account.tolist(), book.pos_instrument.tolist(), strict=True))
     assert actual == expected
     assert np.isfinite(book.cash).all()
+
+
+def test_a_master_without_futures_options_or_fx_gets_usd_equity_accounts() -> None:
+    # A load-test universe or a site's own file need not have every kind, and
+    # a currency without an FX pair cannot be valued in USD.
+    header = (
+        "id,symbol,type,currency,tick_size,lot_size,multiplier,sector,underlying,"
+        "option_type,strike,expiry,base_currency,ref_price,volatility,weight"
+    )
+    rows = [
+        f"U{n}.X,U{n},equity,USD,0.01,1,1,technology,,,,,,{10 + n}.00,0.2,{n + 1}"
+        for n in range(30)
+    ] + [f"E{n}.X,E{n},equity,EUR,0.01,1,1,financials,,,,,,{20 + n}.00,0.2,5" for n in range(5)]
+    master = parse_instrument_csv("\n".join([header, *rows]) + "\n")
+
+    records = demo_records(master, count=50, seed=SEED)
+
+    assert len(records) == 50
+    assert all(record.base_currency == "USD" for record in records)
+    assert all(set(record.cash) == {"USD"} for record in records)
+    held = {symbol for record in records for symbol in record.positions}
+    assert held
+    assert all(symbol.startswith("U") for symbol in held)
