@@ -152,10 +152,14 @@ class Outbox:
 class OutboundBound:
     """The slow-consumer rule: over the bound for longer than the grace period.
 
-    A client is over its bound while its socket refuses writes (its transport
-    buffer is above the high-water mark) or while the bytes waiting for it
-    exceed ``max_bytes``. It is due to be closed once it has been over the
-    bound continuously for ``grace_ns``.
+    A client is over its bound while bytes written to it wait in user space
+    (its kernel send buffer was full at the last write, so it is at least a
+    send buffer behind) or while the bytes waiting for it exceed
+    ``max_bytes``. It is back within the bound only once everything written
+    has reached the kernel: a client that reads just fast enough to drain
+    the socket below the low-water mark, and then falls behind again, never
+    catches up and stays over. It is due to be closed once it has been over
+    the bound continuously for ``grace_ns``.
     """
 
     __slots__ = ("_grace_ns", "_max_bytes", "over_since_ns")
@@ -165,9 +169,9 @@ class OutboundBound:
         self._grace_ns = grace_ns
         self.over_since_ns: int | None = None
 
-    def observe(self, buffered_bytes: int, *, is_socket_blocked: bool, now_ns: int) -> None:
-        """Record the client's state after a write attempt or a flow-control event."""
-        if is_socket_blocked or buffered_bytes > self._max_bytes:
+    def observe(self, queued_bytes: int, unsent_bytes: int, now_ns: int) -> None:
+        """Record the client's state: bytes queued for it, bytes its socket did not take."""
+        if unsent_bytes > 0 or queued_bytes + unsent_bytes > self._max_bytes:
             if self.over_since_ns is None:
                 self.over_since_ns = now_ns
         else:

@@ -13,6 +13,7 @@ stopped reading. Plain HTTP still goes to the Starlette app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -45,6 +46,8 @@ _NS_PER_S: Final = 1_000_000_000
 # outright (close 1009) instead of buffering them for the session to refuse.
 _TRANSPORT_SIZE_FACTOR: Final = 4
 _HEARTBEAT_BODY: Final = encode_body({"type": "heartbeat"})
+# SO_LINGER on, zero seconds: closing the socket resets the connection.
+_LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
 
 class WebSocketConnection(asyncio.Protocol):
@@ -145,7 +148,7 @@ class WebSocketConnection(asyncio.Protocol):
         """The transport buffer passed its high-water mark: queue and conflate."""
         self._is_paused = True
         if self._hub is not None:
-            self._bound.observe(0, is_socket_blocked=True, now_ns=self._hub.clock.now_ns())
+            self._observe_bound(self._hub.clock.now_ns())
 
     def resume_writing(self) -> None:
         """The transport drained below its low-water mark: send what queued up."""
@@ -173,8 +176,7 @@ class WebSocketConnection(asyncio.Protocol):
             frame = self.outbox.take_frame(now_ns)
             if frame is not None:
                 self._send_frame(frame, now_ns)
-        buffered = self.outbox.queued_bytes + transport.get_write_buffer_size()
-        self._bound.observe(buffered, is_socket_blocked=self._is_paused, now_ns=now_ns)
+        self._bound.observe(self.outbox.queued_bytes, transport.get_write_buffer_size(), now_ns)
 
     def on_sweep(self, now_ns: int) -> None:
         """Check deadlines, keepalive, heartbeat and the slow-consumer rule."""
@@ -185,6 +187,7 @@ class WebSocketConnection(asyncio.Protocol):
         if output.messages or output.close:
             self._apply(output)
             return
+        self._observe_bound(now_ns)  # the socket may have drained since the last write
         if self._bound.is_expired(now_ns):
             self._hub.metrics.counters.slow_consumer_closes += 1
             self.log.warning("closing slow consumer")
@@ -322,12 +325,25 @@ class WebSocketConnection(asyncio.Protocol):
         if self._ws.state is State.CLOSED and not transport.is_closing():
             transport.close()
 
+    def _observe_bound(self, now_ns: int) -> None:
+        transport = self._transport
+        unsent = transport.get_write_buffer_size() if transport is not None else 0
+        self._bound.observe(self.outbox.queued_bytes, unsent, now_ns)
+
     def _abort(self) -> None:
         self._abort_timer = None
-        if self._transport is not None and not self._transport.is_closing():
+        transport = self._transport
+        if transport is None:
+            return
+        if not transport.is_closing():
             self.log.info("peer did not finish the closing handshake; aborting")
-        if self._transport is not None:
-            self._transport.abort()
+        # Reset rather than close: a plain close would leave the kernel
+        # sending a slow client's backlog for minutes after we gave up on it.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        transport.abort()
 
 
 class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):

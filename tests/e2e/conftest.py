@@ -225,6 +225,8 @@ class RawClient:
         """Read everything until the server's close frame; return its code."""
         deadline = time.monotonic() + timeout_s
         while self._protocol.close_rcvd is None:
+            if self._protocol.state is State.CLOSED:
+                raise AssertionError("the connection ended without a close frame")
             await self.read_some(max(0.01, deadline - time.monotonic()))
         return self._protocol.close_rcvd.code
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gateway import closecodes
+from gateway.wsserver import WebSocketConnection
 from tests.builders import make_batch, make_settings
 from tests.e2e.conftest import (
     RawClient,
@@ -116,6 +117,44 @@ async def test_client_that_stops_reading_is_closed_as_slow_while_others_get_ever
     assert slow_code == closecodes.SLOW_CONSUMER
     for symbol in symbols:
         assert_gap_free(updates_for(healthy.received, symbol))
+
+
+async def test_a_slow_client_that_ignores_the_close_is_reset_not_left_draining(tmp_path):
+    # Its backlog sits in the kernel ahead of the close frame; a plain close
+    # would keep sending it for as long as the client takes to read it.
+    settings = make_settings(
+        tmp_path,
+        ws={"close_timeout_s": 0.2},
+        fanout={
+            "slow_consumer_grace_ms": 200,
+            "sweep_interval_ms": 20,
+            "write_buffer_high_bytes": 8192,
+            "write_buffer_low_bytes": 2048,
+        },
+    )
+    source = ScriptedSource()
+    async with running_gateway(settings, source=source) as gw:
+        master = gw.gateway.master
+        ix = list(range(100))
+        counters = gw.gateway.metrics.counters
+        slow = RawClient(gw.ws_url)
+        await slow.connect(receive_buffer_bytes=4096)
+        await slow.send({"op": "subscribe", "channel": "quotes", "symbols": master.symbols[:100]})
+        price = 100.0
+        while counters.slow_consumer_closes == 0:
+            price += 1.0
+            source.push(make_batch(ix, bid=[price] * len(ix), ask=[price + 0.5] * len(ix)))
+            await poll_until(source.is_drained, what="the batch to apply")
+            assert price < 100_000, "the slow client was never closed"
+        connections = gw.server.server_state.connections
+        await poll_until(
+            lambda: not any(isinstance(c, WebSocketConnection) for c in connections),
+            what="the server to drop the connection",
+        )
+
+        with pytest.raises(ConnectionResetError):
+            await slow.close_code()
+        slow.close()
 
 
 async def test_conflated_updates_state_their_seq_range(tmp_path):

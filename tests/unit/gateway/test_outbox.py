@@ -187,24 +187,24 @@ GRACE = 1_000 * MS
 
 def test_bound_is_not_expired_before_the_grace_period():
     bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
-    bound.observe(101, is_socket_blocked=False, now_ns=0)
+    bound.observe(101, 0, now_ns=0)
 
     assert not bound.is_expired(GRACE - 1)
 
 
 def test_bound_expires_after_the_grace_period_continuously_over():
     bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
-    bound.observe(101, is_socket_blocked=False, now_ns=0)
-    bound.observe(500, is_socket_blocked=False, now_ns=500 * MS)
+    bound.observe(101, 0, now_ns=0)
+    bound.observe(500, 0, now_ns=500 * MS)
 
     assert bound.is_expired(GRACE)
 
 
 def test_bound_resets_when_the_client_recovers_in_between():
     bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
-    bound.observe(101, is_socket_blocked=False, now_ns=0)
-    bound.observe(100, is_socket_blocked=False, now_ns=500 * MS)
-    bound.observe(101, is_socket_blocked=False, now_ns=600 * MS)
+    bound.observe(101, 0, now_ns=0)
+    bound.observe(100, 0, now_ns=500 * MS)
+    bound.observe(101, 0, now_ns=600 * MS)
 
     assert not bound.is_expired(1_200 * MS)
     assert bound.is_expired(1_600 * MS)
@@ -212,16 +212,46 @@ def test_bound_resets_when_the_client_recovers_in_between():
 
 def test_bound_at_exactly_max_bytes_is_not_over():
     bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
-    bound.observe(100, is_socket_blocked=False, now_ns=0)
+    bound.observe(100, 0, now_ns=0)
 
     assert not bound.is_expired(10 * GRACE)
 
 
-def test_blocked_socket_is_over_the_bound_whatever_the_bytes():
+def test_queued_and_unsent_bytes_count_together_against_the_bound():
     bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
-    bound.observe(0, is_socket_blocked=True, now_ns=0)
+    bound.observe(60, 0, now_ns=0)
+    bound.observe(60, 41, now_ns=0)
 
     assert bound.is_expired(GRACE)
+
+
+def test_any_unsent_byte_is_over_the_bound_whatever_is_queued():
+    # Bytes left in user space mean the kernel's send buffer is full.
+    bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
+    bound.observe(0, 1, now_ns=0)
+
+    assert bound.is_expired(GRACE)
+
+
+def test_a_client_that_drains_only_partly_between_writes_stays_over():
+    # Reading just enough to fall below the low-water mark, then falling
+    # behind again, is not catching up: the bound resets only when every
+    # written byte has left user space.
+    bound = OutboundBound(max_bytes=1_000_000, grace_ns=GRACE)
+    for step, unsent in enumerate([70_000, 16_000, 50_000, 12_000, 70_000, 9_000]):
+        bound.observe(0, unsent, now_ns=step * 200 * MS)
+
+    assert bound.is_expired(GRACE)
+
+
+def test_a_client_whose_socket_empties_is_back_within_the_bound():
+    bound = OutboundBound(max_bytes=1_000_000, grace_ns=GRACE)
+    bound.observe(0, 70_000, now_ns=0)
+    bound.observe(0, 0, now_ns=900 * MS)
+    bound.observe(0, 70_000, now_ns=950 * MS)
+
+    assert not bound.is_expired(GRACE + 900 * MS)
+    assert bound.is_expired(GRACE + 950 * MS)
 
 
 def test_bound_that_was_never_observed_is_not_expired():
