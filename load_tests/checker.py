@@ -17,7 +17,9 @@ It also counts, per key, what the server ``produced`` (the advance of the
 seq) and what arrived: ``produced - delivered`` updates were merged by
 conflation, and ``conflated`` counts them as the ``seq_from`` ranges show.
 Latency is receive time minus the update's source time (``ts_event`` for
-quotes, the totals' ``as_of`` for portfolios).
+quotes, the totals' ``as_of`` for portfolios). A quote update that carries
+no newer ``ts_event`` than the key's last (a staleness flip after a quiet
+spell) has no latency: its source time is the old tick's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class KeyState:
 
     epoch: str | None = None
     last_seq: int | None = None
+    last_ts_event: int = 0
 
 
 @dataclass(slots=True)
@@ -119,6 +122,7 @@ class StreamChecker:
         state.last_seq = _int(message.get("seq"))
         if state.last_seq is None:
             self.counts.errors["bad_seq"] += 1
+        state.last_ts_event = _int(message.get("ts_event")) or 0
 
     def _update(self, message: Mapping[str, Any], recv_ns: int) -> int | None:
         counts = self.counts
@@ -154,8 +158,13 @@ class StreamChecker:
         if channel == "quotes":
             if not all(name in message for name in QUOTE_FIELDS):
                 counts.errors["not_absolute"] += 1
-            ts_event = message.get("ts_event")
-            return recv_ns - ts_event if isinstance(ts_event, int) and ts_event > 0 else None
+            # Only a new tick has a latency: an update that keeps the last
+            # tick's source time (a staleness flip) is not one.
+            ts_event = _int(message.get("ts_event"))
+            if ts_event is None or ts_event <= state.last_ts_event:
+                return None
+            state.last_ts_event = ts_event
+            return recv_ns - ts_event
         return self._portfolio(message, recv_ns)
 
     def _portfolio(self, message: Mapping[str, Any], recv_ns: int) -> int | None:

@@ -147,6 +147,24 @@ def test_latency_is_receive_time_minus_ts_event() -> None:
     assert latencies == [None, 5_000 - 1_250]
 
 
+def test_an_update_without_a_newer_tick_has_no_latency() -> None:
+    # A staleness flip repeats the last tick's ts_event: its age is not a delay.
+    checker = StreamChecker()
+
+    latencies = feed(
+        checker,
+        snapshot(seq=10, ts_event=1_000),
+        update(seq=11, ts_event=1_000, stale=True),
+        update(seq=12, ts_event=2_000),
+        update(seq=13, ts_event=2_000, stale=True),
+        update(seq=14, ts_event=2_500),
+    )
+
+    assert latencies == [None, None, 5_000 - 2_000, None, 5_000 - 2_500]
+    assert checker.counts.delivered == 4
+    assert checker.counts.gaps == 0
+
+
 def test_portfolio_update_latency_comes_from_the_totals_as_of() -> None:
     checker = StreamChecker()
     base = {"channel": "portfolio", "key": "ACC-1", "epoch": EPOCH}
