@@ -430,7 +430,18 @@ def _parser() -> argparse.ArgumentParser:
     fanout.add_argument(
         "--probe-rates",
         type=lambda text: [float(x) for x in text.split(",") if x],
-        default=[5_000.0, 10_000.0, 20_000.0, 30_000.0, 40_000.0, 60_000.0, 80_000.0],
+        default=[
+            5_000.0,
+            10_000.0,
+            20_000.0,
+            25_000.0,
+            30_000.0,
+            40_000.0,
+            60_000.0,
+            80_000.0,
+            100_000.0,
+            120_000.0,
+        ],
         help="tick rates for the throughput-at-equal-p99 search ('' to skip it)",
     )
     fanout.add_argument("--probe-s", type=float, default=15.0)
