@@ -61,6 +61,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from load_tests.universe import COLUMNS
+
 __all__ = [
     "Instrument",
     "NaiveServer",
@@ -90,21 +92,7 @@ MAX_LISTED_CHARS = 64
 MAX_ID_CHARS = 64
 REQUIRED_COLUMNS = ("symbol", "type", "ref_price", "volatility", "weight")
 # The reference fields /v1/instruments lists, as tickgate does; empty ones are null.
-REFERENCE_FIELDS = (
-    "id",
-    "symbol",
-    "type",
-    "currency",
-    "tick_size",
-    "lot_size",
-    "multiplier",
-    "sector",
-    "underlying",
-    "option_type",
-    "strike",
-    "expiry",
-    "base_currency",
-)
+REFERENCE_FIELDS = COLUMNS[: COLUMNS.index("ref_price")]
 
 
 # --- instruments ------------------------------------------------------------------------

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gateway import closecodes
+from gateway.metrics import Counters
+from gateway.settings import Settings
 from gateway.wsserver import WebSocketConnection
 from tests.builders import make_batch, make_settings
 from tests.e2e.conftest import (
@@ -66,20 +70,39 @@ async def test_client_answering_pings_stays_connected(tmp_path):
     assert pong["type"] == "pong"
 
 
+def slow_consumer_settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
+    """Small socket buffers, a short grace period and a fast sweep."""
+    fanout = {
+        "slow_consumer_grace_ms": 200,
+        "sweep_interval_ms": 20,
+        "write_buffer_high_bytes": 8192,
+        "write_buffer_low_bytes": 2048,
+    }
+    return make_settings(tmp_path, fanout=fanout, **sections)
+
+
+async def push_until_a_slow_close(
+    source: ScriptedSource,
+    ix: list[int],
+    counters: Counters,
+    after_each: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    """Push batches until a client has been over its bound for the grace period."""
+    price = 100.0
+    while counters.slow_consumer_closes == 0:
+        price += 1.0
+        source.push(make_batch(ix, bid=[price] * len(ix), ask=[price + 0.5] * len(ix)))
+        await poll_until(source.is_drained, what="the batch to apply")
+        if after_each is not None:
+            await after_each()
+        assert price < 100_000, "the slow client was never closed"
+
+
 async def test_client_that_stops_reading_is_closed_as_slow_while_others_get_every_latest_value(
     tmp_path,
 ):
-    settings = make_settings(
-        tmp_path,
-        fanout={
-            "slow_consumer_grace_ms": 200,
-            "sweep_interval_ms": 20,
-            "write_buffer_high_bytes": 8192,
-            "write_buffer_low_bytes": 2048,
-        },
-    )
     source = ScriptedSource()
-    async with running_gateway(settings, source=source) as gw:
+    async with running_gateway(slow_consumer_settings(tmp_path), source=source) as gw:
         master = gw.gateway.master
         symbols = list(master.symbols[:100])
         ix = [master.symbol_index[s] for s in symbols]
@@ -91,14 +114,7 @@ async def test_client_that_stops_reading_is_closed_as_slow_while_others_get_ever
             await slow.send(subscribe)
             await healthy.request({**subscribe, "id": 1})
 
-            # Push until the slow client has been over its bound for the grace period.
-            price = 100.0
-            while counters.slow_consumer_closes == 0:
-                price += 1.0
-                source.push(make_batch(ix, bid=[price] * len(ix), ask=[price + 0.5] * len(ix)))
-                await poll_until(source.is_drained, what="the batch to apply")
-                await healthy.frame()
-                assert price < 100_000, "the slow client was never closed"
+            await push_until_a_slow_close(source, ix, counters, after_each=healthy.frame)
 
             final = np.arange(len(ix), dtype=np.float64) + 1_000_000.0
             source.push(make_batch(ix, bid=final, ask=final + 0.5))
@@ -122,16 +138,7 @@ async def test_client_that_stops_reading_is_closed_as_slow_while_others_get_ever
 async def test_a_slow_client_that_ignores_the_close_is_reset_not_left_draining(tmp_path):
     # Its backlog sits in the kernel ahead of the close frame; a plain close
     # would keep sending it for as long as the client takes to read it.
-    settings = make_settings(
-        tmp_path,
-        ws={"close_timeout_s": 0.2},
-        fanout={
-            "slow_consumer_grace_ms": 200,
-            "sweep_interval_ms": 20,
-            "write_buffer_high_bytes": 8192,
-            "write_buffer_low_bytes": 2048,
-        },
-    )
+    settings = slow_consumer_settings(tmp_path, ws={"close_timeout_s": 0.2})
     source = ScriptedSource()
     async with running_gateway(settings, source=source) as gw:
         master = gw.gateway.master
@@ -140,12 +147,7 @@ async def test_a_slow_client_that_ignores_the_close_is_reset_not_left_draining(t
         slow = RawClient(gw.ws_url)
         await slow.connect(receive_buffer_bytes=4096)
         await slow.send({"op": "subscribe", "channel": "quotes", "symbols": master.symbols[:100]})
-        price = 100.0
-        while counters.slow_consumer_closes == 0:
-            price += 1.0
-            source.push(make_batch(ix, bid=[price] * len(ix), ask=[price + 0.5] * len(ix)))
-            await poll_until(source.is_drained, what="the batch to apply")
-            assert price < 100_000, "the slow client was never closed"
+        await push_until_a_slow_close(source, ix, counters)
         connections = gw.server.server_state.connections
         await poll_until(
             lambda: not any(isinstance(c, WebSocketConnection) for c in connections),
