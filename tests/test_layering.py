@@ -1,6 +1,6 @@
 """Layering rules of the style guide (section 1), checked by walking imports with ``ast``.
 
-- Imports point left only: pricing <- portfolio <- ledger <- gateway.
+- Imports point left only: pricing <- portfolio <- orders <- ledger <- gateway.
 - Core modules (all of pricing/, portfolio/ except its store adapters, and
   the gateway's client session) import no I/O or async framework and never
   read the environment or the clock.
@@ -17,15 +17,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OUR_PACKAGES = ("gateway", "pricing", "portfolio", "ledger", "load_tests")
+OUR_PACKAGES = ("gateway", "pricing", "portfolio", "orders", "ledger", "load_tests")
 
 # Which of our packages each package may not import.
 FORBIDDEN_OURS = {
-    "pricing": {"gateway", "portfolio", "ledger", "load_tests"},
-    "portfolio": {"gateway", "ledger", "load_tests"},
+    "pricing": {"gateway", "portfolio", "orders", "ledger", "load_tests"},
+    "portfolio": {"gateway", "orders", "ledger", "load_tests"},
+    "orders": {"gateway", "ledger", "load_tests"},
     "ledger": {"gateway", "load_tests"},
     "gateway": {"load_tests"},
-    "load_tests": {"gateway", "pricing", "portfolio", "ledger"},
+    "load_tests": {"gateway", "pricing", "portfolio", "orders", "ledger"},
 }
 CORE_FORBIDDEN_IMPORTS = {
     "asyncio",
@@ -54,6 +55,8 @@ CORE_FORBIDDEN_NAMES = {
 CORE_EXTRA_FILES = ("gateway/session.py",)
 # Adapters of the portfolio's position-store port talk to their technology.
 PORTFOLIO_ADAPTERS = ("portfolio/redis.py", "portfolio/memory.py")
+# orders/ is core except its adapters, one module per technology (style guide 1).
+ORDERS_ADAPTER_MODULES = ("memory.py", "redis.py", "kafka.py")
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ def source_files() -> list[str]:
 def is_core(path: str) -> bool:
     if path.startswith("portfolio/"):
         return path not in PORTFOLIO_ADAPTERS
+    if path.startswith("orders/"):
+        return path.rsplit("/", 1)[-1] not in ORDERS_ADAPTER_MODULES
     return path.startswith("pricing/") or path in CORE_EXTRA_FILES
 
 
