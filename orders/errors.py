@@ -4,13 +4,14 @@
 
     OrdersError
      +-- CommandDecodeError   a hand-off message that is not a valid command (``reason``)
+     +-- BusUnavailable       the command bus cannot take a command now (retriable)
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["CommandDecodeError", "OrdersError"]
+__all__ = ["BusUnavailable", "CommandDecodeError", "OrdersError"]
 
 
 class OrdersError(Exception):
@@ -30,3 +31,9 @@ class CommandDecodeError(OrdersError, ValueError):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class BusUnavailable(OrdersError):
+    """The command bus could not make a command durable; nothing was promised."""
+
+    retriable: ClassVar[bool] = True
