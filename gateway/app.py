@@ -19,24 +19,24 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 
-from gateway import closecodes
+from gateway.accounts.positioncache import PositionSync
+from gateway.accounts.positionsfile import load_positions_file
+from gateway.accounts.riskworker import LoopMonitor, RiskWorker
 from gateway.auth import TokenVerifier
-from gateway.channels import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
+from gateway.channels.portfolio import PortfolioChannel
+from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import load_or_create_dev_secret
 from gateway.errors import SettingsError
-from gateway.hub import HUB_STATE_KEY, ConnectionHub
+from gateway.http.routes import http_routes
+from gateway.marketdata.pipeline import MarketDataPipeline, MarketDataSource
+from gateway.marketdata.simulator import SimulatorSource
 from gateway.metrics import Metrics
-from gateway.pipeline import MarketDataPipeline, MarketDataSource
-from gateway.portfolio import PortfolioChannel
-from gateway.positionsfile import load_positions_file
-from gateway.quotes import QuotesChannel
 from gateway.refdata import load_master
-from gateway.riskworker import LoopMonitor, RiskWorker
-from gateway.routes import http_routes
 from gateway.settings import Settings
-from gateway.sources.simulator import SimulatorSource
-from gateway.storesync import PositionSync
+from gateway.ws import closecodes
+from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
+from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
 from portfolio.demo import demo_records
 from portfolio.engine import PortfolioEngine
 from portfolio.errors import PortfolioError, StoreUnavailable
@@ -250,11 +250,11 @@ def _build_source(
 ) -> MarketDataSource:
     kind = settings.feed.source
     if kind == "kafka":
-        from gateway.sources.kafka import KafkaSource
+        from gateway.marketdata.kafka import KafkaSource
 
         return KafkaSource(settings.kafka, master, clock=clock, metrics=metrics)
     if kind == "upstream":
-        from gateway.sources.upstream import UpstreamSource
+        from gateway.marketdata.upstream import UpstreamSource
 
         return UpstreamSource(settings.upstream, master, clock=clock, metrics=metrics)
     sim = settings.simulator

@@ -12,7 +12,14 @@ __all__ = ["ThrottleFilter", "configure_logging"]
 _LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Loggers that can repeat one message many times a second during an outage
 # or a flood of bad input; their repeats are throttled.
-_THROTTLED: Final = ("aiokafka", "gateway.sources", "gateway.wsserver")
+_THROTTLED: Final = (
+    "aiokafka",
+    "gateway.marketdata.simulator",
+    "gateway.marketdata.kafka",
+    "gateway.marketdata._deadletters",
+    "gateway.marketdata.upstream",
+    "gateway.ws.connection",
+)
 
 
 class ThrottleFilter(logging.Filter):

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.logs import configure_logging
 from gateway.settings import Settings
-from gateway.wsserver import WebSocketConnection
+from gateway.ws.connection import WebSocketConnection
 
 __all__ = ["serve", "uvicorn_config"]
 

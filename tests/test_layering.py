@@ -52,7 +52,7 @@ CORE_FORBIDDEN_NAMES = {
     ("datetime", "today"),
     ("date", "today"),
 }
-CORE_EXTRA_FILES = ("gateway/session.py",)
+CORE_EXTRA_FILES = ("gateway/ws/session.py",)
 # Adapters of the portfolio's position-store port talk to their technology.
 PORTFOLIO_ADAPTERS = ("portfolio/redis.py", "portfolio/memory.py")
 # orders/ is core except its adapters, one module per technology (style guide 1).
@@ -155,7 +155,7 @@ def test_the_walk_finds_the_packages_and_the_core_session():
 
     assert any(f.startswith("pricing/") for f in files)
     assert any(f.startswith("gateway/") for f in files)
-    assert "gateway/session.py" in files
+    assert "gateway/ws/session.py" in files
 
 
 def test_packages_import_only_leftwards():
@@ -224,6 +224,6 @@ def test_checker_flags_imports_pointing_right(path, source):
 
 
 def test_checker_accepts_gateway_importing_pricing():
-    source = "from pricing.pricebook import PriceBook\nimport gateway.session\n"
+    source = "from pricing.pricebook import PriceBook\nimport gateway.ws.session\n"
 
     assert list(package_violations("gateway/app.py", ast.parse(source))) == []

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway import closecodes
+from gateway.ws import closecodes
 from tests.builders import ManualClock, make_settings, make_token
 from tests.e2e.conftest import ScriptedSource, client, running_gateway
 

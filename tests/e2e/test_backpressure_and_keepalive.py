@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import closecodes
 from gateway.metrics import Counters
 from gateway.settings import Settings
-from gateway.wsserver import WebSocketConnection
+from gateway.ws import closecodes
+from gateway.ws.connection import WebSocketConnection
 from tests.builders import make_batch, make_settings
 from tests.e2e.conftest import (
     RawClient,

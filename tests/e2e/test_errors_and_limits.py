@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from gateway import closecodes
+from gateway.ws import closecodes
 from tests.builders import make_settings
 from tests.e2e.conftest import ScriptedSource, client, running_gateway
 

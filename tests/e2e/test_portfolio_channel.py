@@ -11,7 +11,7 @@ import urllib.request
 import orjson
 import pytest
 
-from gateway import closecodes
+from gateway.ws import closecodes
 from portfolio.engine import TOTAL_FIELDS
 from portfolio.types import AccountId, Fill
 from tests.builders import NS, ManualClock, make_batch, make_settings, make_token

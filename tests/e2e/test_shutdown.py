@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from gateway import closecodes
+from gateway.ws import closecodes
 from tests.builders import TEST_SECRET
 from tests.e2e.conftest import client, poll_until
 from tests.servers import free_port

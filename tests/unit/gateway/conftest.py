@@ -6,10 +6,10 @@ import orjson
 import pytest
 
 from gateway.auth import TokenVerifier
-from gateway.channels import PortfolioChannelSpec, QuotesChannelSpec
-from gateway.session import ClientSession
+from gateway.ws.channelspecs import PortfolioChannelSpec, QuotesChannelSpec
+from gateway.ws.session import ClientSession
 from tests.builders import NS, TEST_SECRET, ManualClock, make_settings
-from tests.unit.gateway.sessiondriver import ACCOUNTS, SYMBOLS, T0_S
+from tests.unit.gateway.ws.sessiondriver import ACCOUNTS, SYMBOLS, T0_S
 
 
 @pytest.fixture

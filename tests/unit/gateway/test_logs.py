@@ -24,12 +24,17 @@ def monotonic(monkeypatch) -> FakeMonotonic:
     return fake
 
 
-def record(name: str = "gateway.sources.kafka", msg: str = "broker down: %s") -> logging.LogRecord:
+SOURCES = ["gateway.marketdata.kafka", "gateway.marketdata.upstream"]
+
+
+def record(
+    name: str = "gateway.marketdata.kafka", msg: str = "broker down: %s"
+) -> logging.LogRecord:
     return logging.LogRecord(name, logging.WARNING, __file__, 1, msg, ("refused",), None)
 
 
 def test_first_record_passes_unchanged(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
     first = record()
 
     assert throttle.filter(first)
@@ -37,7 +42,7 @@ def test_first_record_passes_unchanged(monotonic):
 
 
 def test_repeats_within_the_interval_are_suppressed(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
     throttle.filter(record())
 
     monotonic.now += 1
@@ -49,7 +54,7 @@ def test_repeats_within_the_interval_are_suppressed(monotonic):
 
 
 def test_next_record_after_the_interval_reports_the_suppressed_count(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
     throttle.filter(record())
     for _ in range(2):
         monotonic.now += 1
@@ -63,7 +68,7 @@ def test_next_record_after_the_interval_reports_the_suppressed_count(monotonic):
 
 
 def test_record_after_a_quiet_interval_has_no_suppressed_note(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
     throttle.filter(record())
     monotonic.now += 11
     later = record()
@@ -73,22 +78,22 @@ def test_record_after_a_quiet_interval_has_no_suppressed_note(monotonic):
 
 
 def test_different_templates_are_throttled_separately(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
     throttle.filter(record(msg="broker down: %s"))
 
     assert throttle.filter(record(msg="bad record: %s"))
 
 
 def test_same_template_from_another_throttled_logger_passes(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
-    throttle.filter(record(name="gateway.sources.kafka"))
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
+    throttle.filter(record(name="gateway.marketdata.kafka"))
 
-    assert throttle.filter(record(name="gateway.sources.upstream"))
+    assert throttle.filter(record(name="gateway.marketdata.upstream"))
 
 
 def test_loggers_outside_the_prefixes_are_never_throttled(monotonic):
-    throttle = ThrottleFilter(["gateway.sources"], interval_s=10.0)
-    records = [record(name="gateway.pipeline") for _ in range(3)]
+    throttle = ThrottleFilter(SOURCES, interval_s=10.0)
+    records = [record(name="gateway.marketdata.pipeline") for _ in range(3)]
 
     passed = [throttle.filter(r) for r in records]
 
@@ -97,11 +102,11 @@ def test_loggers_outside_the_prefixes_are_never_throttled(monotonic):
 
 
 def test_connection_log_repeats_across_connections_are_throttled_as_one(monotonic):
-    from gateway.wsserver import _ConnectionLog
+    from gateway.ws.connection import _ConnectionLog
 
-    throttle = ThrottleFilter(["gateway.wsserver"], interval_s=10.0)
+    throttle = ThrottleFilter(["gateway.ws.connection"], interval_s=10.0)
     records: list[logging.LogRecord] = []
-    logger = logging.getLogger("gateway.wsserver.test-throttle")
+    logger = logging.getLogger("gateway.ws.connection.test-throttle")
     logger.propagate = False
     handler = logging.Handler()
     handler.emit = records.append

@@ -1,0 +1,3 @@
+"""The HTTP API: Starlette routes beside ``/ws``."""
+
+__all__: list[str] = []

@@ -1,0 +1,233 @@
+"""Fan-out: per-key sequence numbers, recovery history and subscribers.
+
+Sequence numbers are per (channel, key): every update published for a key
+increments its seq by one, for all clients alike, so one encoded body serves
+every subscriber. ``seq`` restarts at 0 with each ``epoch`` (a new epoch per
+server start), so a client that sees the epoch change knows its seqs are void.
+
+Subscribing is atomic: the snapshot (or the replay) is built and the client
+is registered in one synchronous step, so no update can fall between them.
+Publishing never awaits a client: it queues bodies on each subscriber's
+outbox and asks the subscriber to flush, which writes only if its socket can
+take it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Protocol
+
+from gateway.ws.outbox import Body, Outbox, encode_body
+from gateway.ws.session import Message, Recovery, Subscribe, Unsubscribe, with_request_id
+
+__all__ = ["Channel", "KeyState", "Subscriber", "Topic"]
+
+
+class Subscriber(Protocol):
+    """A connection as the fan-out sees it."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """Where published messages queue."""
+        ...
+
+    def flush(self) -> None:
+        """Write queued messages now if the socket can take them; never blocks."""
+        ...
+
+
+class Channel(Protocol):
+    """The fan-out side of one channel."""
+
+    @property
+    def name(self) -> str:
+        """Channel name on the wire."""
+        ...
+
+    def subscribe(self, subscriber: Subscriber, command: Subscribe) -> None:
+        """Register the subscription and queue its ack and snapshot or replay."""
+        ...
+
+    def unsubscribe(self, subscriber: Subscriber, command: Unsubscribe) -> None:
+        """Drop the subscriptions and queue the ack."""
+        ...
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Drop every subscription of a closed connection."""
+        ...
+
+
+class KeyState:
+    """Seq, recovery history and subscribers of one key."""
+
+    __slots__ = ("history", "key", "outbox_key", "seq", "subscribers")
+
+    def __init__(self, channel: str, key: str, history: int, seq: int = 0) -> None:
+        self.key = key
+        self.outbox_key: Hashable = (channel, key)
+        self.seq = seq
+        self.history: deque[tuple[int, Body]] = deque(maxlen=history)
+        self.subscribers: set[Subscriber] = set()
+
+    def replay_after(self, last_seq: int) -> list[Body] | None:
+        """Bodies of every update after ``last_seq``, or None if history lacks one."""
+        missing = self.seq - last_seq
+        if missing < 0:
+            return None
+        if missing == 0:
+            return []
+        if len(self.history) < missing:
+            return None
+        replay = list(self.history)[-missing:]
+        # The history holds consecutive seqs, so a full slice ends at self.seq.
+        assert replay[0][0] == last_seq + 1
+        return [body for _, body in replay]
+
+
+class Topic:
+    """Every key of one channel, with the subscribe, publish and recovery logic.
+
+    ``snapshot`` builds the snapshot message of a key (without seq, epoch and
+    type, which the topic adds).
+
+    By default a key's state lives for ever. A channel with many keys, few of
+    them watched (accounts), passes ``initial_seq`` and ``on_idle``: a key's
+    state then exists only while it has subscribers, starts at the seq the
+    channel kept for it, and is handed back to ``on_idle`` (with its seq) when
+    the last subscriber leaves. Its recovery history goes with it, so a later
+    resubscribe gets a snapshot: a replay is never offered over updates that
+    were not recorded.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        *,
+        epoch: str,
+        history: int,
+        snapshot: Callable[[KeyState], Message],
+        initial_seq: Callable[[str], int] | None = None,
+        on_idle: Callable[[KeyState], None] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.epoch = epoch
+        self._history = history
+        self._snapshot = snapshot
+        self._initial_seq = initial_seq
+        self._on_idle = on_idle
+        self._states: dict[str, KeyState] = {}
+        self._keys_of: dict[Subscriber, set[str]] = {}
+
+    def state(self, key: str) -> KeyState:
+        """Return the state of ``key``, creating it on first use."""
+        st = self._states.get(key)
+        if st is None:
+            seq = self._initial_seq(key) if self._initial_seq is not None else 0
+            st = self._states[key] = KeyState(self.channel, key, self._history, seq)
+        return st
+
+    def live_state(self, key: str) -> KeyState | None:
+        """The state of ``key`` if it exists now."""
+        return self._states.get(key)
+
+    @staticmethod
+    def publish(st: KeyState, body: Body) -> None:
+        """Record an update encoded with seq ``st.seq + 1`` and queue it for subscribers.
+
+        The caller flushes the subscribers once per batch, so each gets one frame.
+        """
+        seq = st.seq = st.seq + 1
+        st.history.append((seq, body))
+        for subscriber in st.subscribers:
+            subscriber.outbox.push_state(st.outbox_key, seq, body)
+
+    def subscribe(self, subscriber: Subscriber, command: Subscribe) -> None:
+        """Register and queue ``subscribed`` plus a replay or snapshots, atomically."""
+        states = [self.state(key) for key in command.keys]
+        replays = self._replays(states, command.recovery)
+        ack: Message = {
+            "type": "subscribed",
+            "channel": self.channel,
+            "keys": list(command.keys),
+            "epoch": self.epoch,
+        }
+        if command.recovery is not None:
+            ack["recovered"] = replays is not None
+        outbox = subscriber.outbox
+        outbox.push_control(encode_body(with_request_id(ack, command.request_id)))
+        outbox.drop_state(st.outbox_key for st in states)
+        for i, st in enumerate(states):
+            if replays is not None:
+                for body in replays[i]:
+                    outbox.push_control(body)
+            else:
+                outbox.push_control(self._snapshot_body(st, command.recovery is not None))
+            st.subscribers.add(subscriber)
+        self._keys_of.setdefault(subscriber, set()).update(command.keys)
+        subscriber.flush()
+
+    def unsubscribe(self, subscriber: Subscriber, command: Unsubscribe) -> None:
+        """Drop subscriptions to ``command.keys`` and queue ``unsubscribed``."""
+        self._drop(subscriber, command.keys)
+        ack: Message = {"type": "unsubscribed", "channel": self.channel, "keys": list(command.keys)}
+        subscriber.outbox.push_control(encode_body(with_request_id(ack, command.request_id)))
+        subscriber.flush()
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Drop every subscription of ``subscriber``."""
+        keys = self._keys_of.pop(subscriber, set())
+        for key in keys:
+            st = self._states[key]
+            st.subscribers.discard(subscriber)
+            self._release_if_idle(st)
+
+    def subscriber_count(self) -> int:
+        """Connections with at least one subscription on this channel."""
+        return len(self._keys_of)
+
+    def _drop(self, subscriber: Subscriber, keys: Iterable[str]) -> None:
+        mine = self._keys_of.get(subscriber)
+        if mine is None:
+            return
+        dropped = [self._states[k] for k in keys if k in mine]
+        for st in dropped:
+            st.subscribers.discard(subscriber)
+            mine.discard(st.key)
+        subscriber.outbox.drop_state(st.outbox_key for st in dropped)
+        if not mine:
+            del self._keys_of[subscriber]
+        for st in dropped:
+            self._release_if_idle(st)
+
+    def _release_if_idle(self, st: KeyState) -> None:
+        if self._on_idle is not None and not st.subscribers:
+            del self._states[st.key]
+            self._on_idle(st)
+
+    def _replays(
+        self, states: Sequence[KeyState], recovery: Recovery | None
+    ) -> list[list[Body]] | None:
+        # All keys replay or none does: a partial replay is never sent.
+        if recovery is None or recovery.epoch != self.epoch:
+            return None
+        replays = []
+        for st in states:
+            replay = st.replay_after(recovery.last_seq[st.key])
+            if replay is None:
+                return None
+            replays.append(replay)
+        return replays
+
+    def _snapshot_body(self, st: KeyState, is_recovery: bool) -> bytes:
+        message: Message = {
+            "type": "snapshot",
+            "channel": self.channel,
+            "key": st.key,
+            "seq": st.seq,
+            "epoch": self.epoch,
+        }
+        if is_recovery:
+            message["recovered"] = False
+        message.update(self._snapshot(st))
+        return encode_body(message)
