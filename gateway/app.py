@@ -29,8 +29,9 @@ from gateway.clock import Clock, SystemClock
 from gateway.devsecret import load_or_create_dev_secret
 from gateway.errors import SettingsError
 from gateway.http.routes import http_routes
-from gateway.marketdata.pipeline import MarketDataPipeline, MarketDataSource
+from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.simulator import SimulatorSource
+from gateway.marketdata.source import MarketDataSource
 from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.settings import Settings

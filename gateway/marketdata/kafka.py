@@ -31,7 +31,7 @@ from gateway.backoff import Backoff
 from gateway.clock import Clock
 from gateway.marketdata._deadletters import DeadLetterQueue
 from gateway.marketdata.codec import DecodeError, TickDecoder, TickRows
-from gateway.marketdata.pipeline import Rejection, SourceBatch
+from gateway.marketdata.source import Rejection, SourceBatch
 from gateway.metrics import Metrics
 from gateway.settings import KafkaSettings
 from pricing.instruments import InstrumentMaster

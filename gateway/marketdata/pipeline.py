@@ -12,71 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.clock import Clock
+from gateway.marketdata.source import MarketDataSource, Rejection
 from gateway.metrics import Metrics
 from gateway.settings import FeedSettings
 from pricing.pricebook import ApplyResult, PriceBook, RejectReason, TickBatch
 from pricing.types import I64Array1D
 
-__all__ = ["BookListener", "MarketDataPipeline", "MarketDataSource", "Rejection", "SourceBatch"]
+__all__ = ["BookListener", "MarketDataPipeline"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceBatch:
-    """A decoded batch, with what the source needs to acknowledge it.
-
-    ``origins`` holds, per row, the source's own record (for dead-lettering),
-    when it has one; ``position`` is the source's resume point after this
-    batch (Kafka offsets), or None. Both are opaque to the pipeline.
-    """
-
-    ticks: TickBatch
-    origins: Sequence[object] | None = None
-    position: object = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A row of a batch that the PriceBook refused, with the reason."""
-
-    row: int
-    reason: RejectReason
-
-
-class MarketDataSource(Protocol):
-    """A market-data source (port). Adapters live beside it in ``gateway.marketdata``."""
-
-    @property
-    def name(self) -> str:
-        """Short name for logs and health (``simulator``, ``kafka``, ``upstream``)."""
-        ...
-
-    @property
-    def is_up(self) -> bool:
-        """Whether the source is currently connected and delivering."""
-        ...
-
-    async def start(self) -> None:
-        """Prepare the source; must not fail because its server is down."""
-        ...
-
-    async def stop(self) -> None:
-        """Release the source, committing what was acknowledged."""
-        ...
-
-    def batches(self) -> AsyncIterator[SourceBatch]:
-        """Yield decoded batches until stopped; reconnects on its own."""
-        ...
-
-    async def acknowledge(self, batch: SourceBatch, rejected: Sequence[Rejection]) -> None:
-        """The batch is applied: dead-letter ``rejected`` and record the position."""
-        ...
 
 
 class BookListener(Protocol):

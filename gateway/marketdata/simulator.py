@@ -14,7 +14,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 
 from gateway.clock import Clock
-from gateway.marketdata.pipeline import Rejection, SourceBatch
+from gateway.marketdata.source import Rejection, SourceBatch
 from gateway.metrics import Metrics
 from gateway.settings import SimulatorSettings
 from pricing.simulator import MarketModel, Regime

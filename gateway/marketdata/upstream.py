@@ -29,7 +29,7 @@ from websockets.exceptions import WebSocketException
 from gateway.backoff import Backoff
 from gateway.clock import Clock
 from gateway.marketdata.codec import DecodeError, TickDecoder, TickFields, TickRows
-from gateway.marketdata.pipeline import Rejection, SourceBatch
+from gateway.marketdata.source import Rejection, SourceBatch
 from gateway.metrics import Metrics
 from gateway.settings import UpstreamSettings
 from pricing.instruments import InstrumentMaster, InstrumentType

@@ -23,7 +23,7 @@ from websockets.uri import parse_uri
 
 from gateway.app import Gateway, create_app
 from gateway.clock import Clock
-from gateway.marketdata.pipeline import MarketDataSource, Rejection, SourceBatch
+from gateway.marketdata.source import MarketDataSource, Rejection, SourceBatch
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
 from pricing.pricebook import TickBatch
