@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from gateway.accounts.positioncache import PositionSync
 from gateway.accounts.positionsfile import load_positions_file
-from gateway.accounts.riskworker import LoopMonitor, RiskWorker
+from gateway.accounts.riskworker import RiskWorker
 from gateway.auth import TokenVerifier
 from gateway.channels.portfolio import PortfolioChannel
 from gateway.channels.quotes import QuotesChannel
@@ -29,6 +29,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.devsecret import load_or_create_dev_secret
 from gateway.errors import SettingsError
 from gateway.http.routes import http_routes
+from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.simulator import SimulatorSource
 from gateway.marketdata.source import MarketDataSource

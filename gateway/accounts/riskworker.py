@@ -5,9 +5,10 @@ of risk-series levels, reprice every option for the time that passed (and
 push the accounts that changed), and copy the arrays a run reads. The run
 itself (exposures, VaR and stress for every account) goes to a worker
 thread, so the loop only pays for the sample, the option repricing and the
-copies; the loop-lag monitor measures what is left of the stall. Samples
-keep a fixed period whatever a run takes; runs never overlap: a run starts
-at the first sample after the previous one ended.
+copies; the loop-lag monitor (``gateway.loopmonitor``) measures what is
+left of the stall. Samples keep a fixed period whatever a run takes; runs
+never overlap: a run starts at the first sample after the previous one
+ended.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from portfolio.riskrun import (
 from portfolio.stress import DEFAULT_SCENARIOS, StressScenario, parse_scenarios
 from pricing.types import I64Array1D
 
-__all__ = ["LoopMonitor", "RiskWorker"]
+__all__ = ["RiskWorker"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,29 +142,3 @@ class RiskWorker:
         usd_per = self._engine.usd_per
         assert usd_per is not None  # set by the engine's first revaluation
         return usd_per
-
-
-class LoopMonitor:
-    """Measures how late the event loop wakes a sleeper: the stall everyone else sees."""
-
-    def __init__(self, metrics: Metrics, *, interval_s: float = 0.05) -> None:
-        self._interval_s = interval_s
-        self.max_lag_s = 0.0
-        self.lag_seconds = metrics.histogram(
-            "event_loop_lag_seconds",
-            "How late the event loop ran a timer (sampled every 50 ms).",
-            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-        )
-        metrics.gauge(
-            "event_loop_lag_max_seconds", "Largest loop lag seen.", lambda: self.max_lag_s
-        )
-
-    async def run(self) -> None:
-        """Sample the loop lag until cancelled."""
-        loop = asyncio.get_running_loop()
-        while True:
-            expected = loop.time() + self._interval_s
-            await asyncio.sleep(self._interval_s)
-            lag = max(0.0, loop.time() - expected)
-            self.max_lag_s = max(self.max_lag_s, lag)
-            self.lag_seconds.observe(lag)
