@@ -11,22 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, NewType
+from typing import Final
 
 import jwt
 
 from gateway.errors import AuthError
+from portfolio.types import AccountId
 
 __all__ = [
     "ADMIN_SCOPE",
     "READ_SCOPE",
-    "AccountId",
     "Principal",
     "TokenVerifier",
     "issue_token",
 ]
-
-AccountId = NewType("AccountId", str)
 
 ADMIN_SCOPE: Final = "admin"
 READ_SCOPE: Final = "read"
