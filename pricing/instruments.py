@@ -163,8 +163,13 @@ class InstrumentMaster(Sequence[Instrument]):
     def __iter__(self) -> Iterator[Instrument]:
         return iter(self._instruments)
 
-    def __contains__(self, symbol: object) -> bool:
-        return symbol in self._ix_by_symbol
+    def __contains__(self, instrument: object) -> bool:
+        # The Sequence contract: membership of an Instrument, not of a symbol
+        # (symbols are looked up in ``symbol_index``).
+        if not isinstance(instrument, Instrument):
+            return False
+        ix = self._ix_by_symbol.get(instrument.symbol)
+        return ix is not None and self._instruments[ix] == instrument
 
     @property
     def symbol_index(self) -> Mapping[str, int]:

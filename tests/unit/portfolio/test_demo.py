@@ -74,7 +74,7 @@ def test_accounts_start_at_version_zero() -> None:
 def test_every_symbol_is_in_the_master() -> None:
     symbols = {symbol for record in RECORDS for symbol in record.positions}
 
-    assert all(symbol in MASTER for symbol in symbols)
+    assert all(symbol in MASTER.symbol_index for symbol in symbols)
 
 
 def test_quantities_are_non_zero_whole_lots() -> None:

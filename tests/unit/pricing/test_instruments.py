@@ -95,7 +95,7 @@ def test_shipped_options_reference_a_listed_non_option_underlying(
     bad = [
         i.symbol
         for i in options
-        if i.underlying not in master
+        if i.underlying not in master.symbol_index
         or master[master.ix(i.underlying)].type is InstrumentType.OPTION
     ]
 
@@ -128,6 +128,24 @@ def test_ix_of_unknown_symbol_raises_unknown_instrument(master: InstrumentMaster
         master.ix("NOPE")
 
     assert caught.value.symbol == "NOPE"
+
+
+def test_membership_is_of_instruments_as_for_any_sequence() -> None:
+    master = parse_instrument_csv(csv_text(AAPL, SAP))
+    aapl = master[0]
+
+    assert aapl in master
+    assert master.index(aapl) == 0
+    assert "AAPL" not in master  # a symbol is looked up in symbol_index
+    assert "AAPL" in master.symbol_index
+
+
+def test_an_instrument_with_a_listed_symbol_but_other_terms_is_not_a_member() -> None:
+    master = parse_instrument_csv(csv_text(AAPL, SAP))
+    other = parse_instrument_csv(csv_text(AAPL.replace(",17.23", ",1")))[0]
+
+    assert other.symbol == "AAPL"
+    assert other not in master
 
 
 def test_ix_or_missing_gives_minus_one_for_unknown_symbols() -> None:
