@@ -185,7 +185,7 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
     sync = PositionSync(
         gateway.store,
         name="redis" if settings.redis.url else "memory",
-        settings=settings.redis,
+        settings=settings.position_cache,
         records_of=lambda accounts: records_of(
             positions, master.symbols, [positions.account_ix(a) for a in accounts]
         ),

@@ -1,28 +1,22 @@
-"""Settings: a tree of frozen dataclasses built once from ``TICKGATE_*`` variables.
+"""Settings: a tree of frozen dataclasses, one section per component.
 
-Every field maps to one environment variable: ``TICKGATE_<SECTION>_<FIELD>``
-(``TICKGATE_WS_MAX_INBOUND_BYTES``), or ``TICKGATE_<FIELD>`` for the top-level
-fields. CLI flags are applied as the same keys, so both paths share parsing
-and validation. Unknown ``TICKGATE_*`` keys and invalid values raise
-``SettingsError`` naming the key. A secret field may instead be read from the
-file named by ``<KEY>_FILE``; secrets are ``Secret`` values whose repr is
-redacted, so they never reach a log.
+Each section validates its own values in ``__post_init__``; ``Settings``
+checks the rules that span sections. ``Settings.from_env`` builds the tree
+once from the ``TICKGATE_*`` keys (``gateway.environment`` maps each field
+to its key), and each component receives only its own section.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import re
-import types
-import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Literal
 
+from gateway import environment
+from gateway.environment import Secret
 from gateway.errors import SettingsError
-from portfolio.stress import parse_scenarios
 
 __all__ = [
     "AuthSettings",
@@ -30,6 +24,7 @@ __all__ = [
     "FeedSettings",
     "KafkaSettings",
     "PortfolioSettings",
+    "PositionCacheSettings",
     "RedisSettings",
     "RiskSettings",
     "Secret",
@@ -39,24 +34,6 @@ __all__ = [
     "WebSocketSettings",
     "default_data_dir",
 ]
-
-ENV_PREFIX = "TICKGATE_"
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A secret string; ``repr`` and ``str`` never show it."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def reveal(self) -> str:
-        """Return the secret itself, for the one place that needs it."""
-        return self.value
 
 
 def _check(ok: bool, name: str, message: str) -> None:
@@ -385,6 +362,10 @@ class RiskSettings:
             f"must be numbers within (0.5, 1), were {self.confidences}",
         )
         if self.scenarios:
+            # Imported here: portfolio.stress pulls in numpy and scipy, which
+            # the CLI's light commands (token, spike) never need.
+            from portfolio.stress import parse_scenarios
+
             try:
                 parse_scenarios(self.scenarios)
             except ValueError as e:
@@ -403,29 +384,34 @@ class RiskSettings:
 
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
-    """The Redis position cache (off unless ``url`` is set).
-
-    Dirty accounts are written every ``flush_interval_ms``, in transactions
-    of at most 250 accounts; while Redis is down the cache is marked
-    degraded and retried with backoff.
-    """
+    """The Redis server (off unless ``url`` is set); it backs the position cache."""
 
     env_section: ClassVar[str] = "REDIS"
     url: str | None = None
     key_prefix: str = "tickgate"
     timeout_ms: int = 2_000
+
+    def __post_init__(self) -> None:
+        _positive(self, "timeout_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class PositionCacheSettings:
+    """The position cache's writer, whichever store backs it (memory, or Redis).
+
+    Dirty accounts are written every ``flush_interval_ms``, in transactions
+    of at most 250 accounts; while the store is down the cache is marked
+    degraded and retried with backoff. These keys were once in the ``REDIS``
+    section, and their old names still work (``Settings.env_aliases``).
+    """
+
+    env_section: ClassVar[str] = "POSITION_CACHE"
     flush_interval_ms: int = 200
     retry_backoff_initial_ms: int = 250
     retry_backoff_max_ms: int = 10_000
 
     def __post_init__(self) -> None:
-        _positive(
-            self,
-            "timeout_ms",
-            "flush_interval_ms",
-            "retry_backoff_initial_ms",
-            "retry_backoff_max_ms",
-        )
+        _positive(self, "flush_interval_ms", "retry_backoff_initial_ms", "retry_backoff_max_ms")
         _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
 
 
@@ -440,6 +426,12 @@ class Settings:
     """All of tickgate's settings; each component receives only its own section."""
 
     env_section: ClassVar[str] = ""
+    # Keys renamed when the position cache got its own section: the old
+    # names still work (see gateway.environment).
+    env_aliases: ClassVar[Mapping[str, str]] = {
+        f"TICKGATE_REDIS_{name}": f"TICKGATE_POSITION_CACHE_{name}"
+        for name in ("FLUSH_INTERVAL_MS", "RETRY_BACKOFF_INITIAL_MS", "RETRY_BACKOFF_MAX_MS")
+    }
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("~/.local/share/tickgate")
@@ -455,6 +447,7 @@ class Settings:
     portfolio: PortfolioSettings = field(default_factory=PortfolioSettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    position_cache: PositionCacheSettings = field(default_factory=PositionCacheSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")
@@ -480,159 +473,9 @@ class Settings:
 
         Raises ``SettingsError`` naming the key of an unknown or invalid setting.
         """
-        values = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
-        values.update(overrides or {})
-        specs = dict(_field_specs(cls))
-        secret_files = {f"{key}_FILE": key for key, spec in specs.items() if spec.is_secret}
-        for key in values:
-            if key not in specs and key not in secret_files:
-                raise SettingsError(key, "unknown setting")
-        for file_key, key in secret_files.items():
-            if file_key not in values:
-                continue
-            if key in values:
-                raise SettingsError(file_key, f"cannot be set together with {key}")
-            values[key] = _read_secret_file(file_key, values[file_key])
-        if "TICKGATE_DATA_DIR" not in values:
-            values["TICKGATE_DATA_DIR"] = str(default_data_dir(environ))
-        return _build(cls, values, specs)
+        defaults = {"TICKGATE_DATA_DIR": str(default_data_dir(environ))}
+        return environment.from_env(cls, environ, overrides, defaults)
 
     def redacted(self) -> dict[str, object]:
         """Every effective setting by key, with secrets shown as ``***``."""
-        out: dict[str, object] = {}
-        for key, spec in _field_specs(type(self)):
-            value = spec.get(self)
-            if isinstance(value, Secret):
-                value = "***"
-            elif isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, str):
-                value = _hide_password(value)
-            out[key] = value
-        return out
-
-
-_URL_PASSWORD: Final = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
-
-
-def _hide_password(value: str) -> str:
-    # A URL's password (redis://user:pw@host) is shown as ***; no parsing, so
-    # a malformed URL cannot fail here.
-    return _URL_PASSWORD.sub(r"\1***@", value)
-
-
-# --- environment mapping -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _FieldSpec:
-    section: str | None
-    name: str
-    annotation: object
-    is_secret: bool
-
-    def get(self, settings: Settings) -> object:
-        holder = settings if self.section is None else getattr(settings, self.section)
-        return getattr(holder, self.name)
-
-
-def _env_key(section_prefix: str, name: str) -> str:
-    middle = f"{section_prefix}_" if section_prefix else ""
-    return f"{ENV_PREFIX}{middle}{name.upper()}"
-
-
-def _field_specs(cls: type[Settings]) -> Iterator[tuple[str, _FieldSpec]]:
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        annotation = hints[f.name]
-        if dataclasses.is_dataclass(annotation):
-            sub_hints = typing.get_type_hints(annotation)
-            prefix = typing.cast(str, getattr(annotation, "env_section"))  # noqa: B009  # every section declares it
-            for sub in dataclasses.fields(annotation):
-                sub_annotation = sub_hints[sub.name]
-                spec = _FieldSpec(f.name, sub.name, sub_annotation, _is_secret(sub_annotation))
-                yield _env_key(prefix, sub.name), spec
-        else:
-            yield _env_key("", f.name), _FieldSpec(None, f.name, annotation, False)
-
-
-def _is_secret(annotation: object) -> bool:
-    return annotation is Secret or Secret in typing.get_args(annotation)
-
-
-def _build(
-    cls: type[Settings], values: Mapping[str, str], specs: dict[str, _FieldSpec]
-) -> Settings:
-    top: dict[str, object] = {}
-    sections: dict[str, dict[str, object]] = {}
-    for key, raw in values.items():
-        spec = specs.get(key)
-        if spec is None:  # a *_FILE key, already resolved
-            continue
-        value = _parse(key, raw, spec.annotation)
-        if spec.section is None:
-            top[spec.name] = value
-        else:
-            sections.setdefault(spec.section, {})[spec.name] = value
-    hints = typing.get_type_hints(cls)
-    for section, kwargs in sections.items():
-        section_cls = typing.cast(Callable[..., object], hints[section])
-        try:
-            top[section] = section_cls(**kwargs)
-        except SettingsError as e:
-            prefix = typing.cast(str, getattr(section_cls, "env_section"))  # noqa: B009
-            raise SettingsError(_env_key(prefix, e.key), e.message) from None
-    try:
-        return cls(**top)  # type: ignore[arg-type]  # values were parsed against the field types
-    except SettingsError as e:
-        raise SettingsError(f"{ENV_PREFIX}{e.key.upper()}", e.message) from None
-
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def _parse(key: str, raw: str, annotation: object) -> object:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if raw == "":
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _parse(key, raw, inner)
-    if origin is Literal:
-        if raw not in args:
-            raise SettingsError(key, f"must be one of {', '.join(map(str, args))}, was {raw!r}")
-        return raw
-    if origin is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if annotation is bool:
-        lowered = raw.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise SettingsError(key, f"must be a boolean (true/false), was {raw!r}")
-    if annotation is int or annotation is float:
-        kind = "an integer" if annotation is int else "a finite number"
-        try:
-            number = typing.cast(Callable[[str], float], annotation)(raw.strip().replace("_", ""))
-        except ValueError:
-            raise SettingsError(key, f"must be {kind}, was {raw!r}") from None
-        if not math.isfinite(number):
-            raise SettingsError(key, f"must be {kind}, was {raw!r}")
-        return number
-    if annotation is Path:
-        return Path(raw).expanduser()
-    if annotation is Secret:
-        return Secret(raw)
-    if annotation is str:
-        return raw
-    raise SettingsError(key, f"has an unsupported type {annotation!r}")  # pragma: no cover
-
-
-def _read_secret_file(key: str, path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as e:
-        raise SettingsError(key, f"cannot read the secret file: {e.strerror}") from None
+        return environment.redacted(self)

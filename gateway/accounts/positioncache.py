@@ -24,7 +24,7 @@ from typing import Final
 
 from gateway.backoff import Backoff
 from gateway.metrics import Metrics
-from gateway.settings import RedisSettings
+from gateway.settings import PositionCacheSettings
 from portfolio.errors import StoreUnavailable
 from portfolio.store import AccountRecord, PositionStore
 from portfolio.types import AccountId
@@ -45,7 +45,7 @@ class PositionSync:
         store: PositionStore,
         *,
         name: str,
-        settings: RedisSettings,
+        settings: PositionCacheSettings,
         records_of: Callable[[Sequence[AccountId]], list[AccountRecord]],
         problem: Callable[[AccountRecord], str | None] = lambda record: None,
         all_accounts: Callable[[], list[AccountId]],

@@ -460,7 +460,7 @@ async def test_day_roll_at_its_time_reaches_the_position_cache(tmp_path):
         tmp_path,
         portfolio={"positions_file": path, "day_roll_utc": "22:00"},
         risk={"interval_ms": 60_000},
-        redis={"flush_interval_ms": 20},
+        position_cache={"flush_interval_ms": 20},
     )
     # 0.2 s before 22:00 UTC on the gateway's clock.
     clock = ManualClock(calendar.timegm((2026, 11, 20, 22, 0, 0)) * NS - 200_000_000)

@@ -20,7 +20,7 @@ import pytest
 from gateway.accounts import positioncache
 from gateway.accounts.positioncache import PositionSync
 from gateway.metrics import Metrics
-from gateway.settings import RedisSettings
+from gateway.settings import PositionCacheSettings, RedisSettings
 from portfolio.errors import StoreUnavailable
 from portfolio.memory import MemoryPositionStore
 from portfolio.redis import RedisPositionStore
@@ -65,13 +65,11 @@ class Book:
 class Harness:
     def __init__(self, server: RedisServer) -> None:
         self.server = server
-        self.settings = RedisSettings(
-            url=server.url,
-            key_prefix=f"sync-{uuid.uuid4().hex}",
-            timeout_ms=200,
-            flush_interval_ms=20,
-            retry_backoff_initial_ms=20,
-            retry_backoff_max_ms=200,
+        self.redis = RedisSettings(
+            url=server.url, key_prefix=f"sync-{uuid.uuid4().hex}", timeout_ms=200
+        )
+        self.settings = PositionCacheSettings(
+            flush_interval_ms=20, retry_backoff_initial_ms=20, retry_backoff_max_ms=200
         )
         self.book = Book(make_record(f"ACC-{i}", version=10 + i) for i in range(8))
         self.metrics = Metrics()
@@ -87,7 +85,7 @@ class Harness:
         )
 
     def _new_store(self) -> RedisPositionStore:
-        s = self.settings
+        s = self.redis
         assert s.url is not None
         return RedisPositionStore(s.url, key_prefix=s.key_prefix, timeout_s=s.timeout_ms / 1000)
 
@@ -409,7 +407,7 @@ async def test_flush_failing_after_a_batch_keeps_the_unwritten_accounts_dirty(
     sync = PositionSync(
         store,
         name="memory",
-        settings=RedisSettings(),
+        settings=PositionCacheSettings(),
         records_of=book.records_of,
         all_accounts=book.all_accounts,
         metrics=Metrics(),

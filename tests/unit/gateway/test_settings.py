@@ -302,6 +302,11 @@ def test_section_settings_are_frozen(tmp_path):
     [
         ("TICKGATE_UPSTREAM_RECONNECT_INITIAL_MS", "TICKGATE_UPSTREAM_RECONNECT_MAX_MS"),
         ("TICKGATE_KAFKA_RETRY_BACKOFF_INITIAL_MS", "TICKGATE_KAFKA_RETRY_BACKOFF_MAX_MS"),
+        (
+            "TICKGATE_POSITION_CACHE_RETRY_BACKOFF_INITIAL_MS",
+            "TICKGATE_POSITION_CACHE_RETRY_BACKOFF_MAX_MS",
+        ),
+        ("TICKGATE_REDIS_RETRY_BACKOFF_INITIAL_MS", "TICKGATE_REDIS_RETRY_BACKOFF_MAX_MS"),
     ],
 )
 def test_backoff_initial_above_its_maximum_raises_naming_the_key(low_key, high_key):
@@ -334,3 +339,49 @@ def test_malformed_rates_raise_naming_the_key(tmp_path, rates):
         from_env(tmp_path, TICKGATE_PORTFOLIO_RATES=rates)
 
     assert caught.value.key == "TICKGATE_PORTFOLIO_RATES"
+
+
+@pytest.mark.parametrize(
+    ("old_key", "name"),
+    [
+        ("TICKGATE_REDIS_FLUSH_INTERVAL_MS", "flush_interval_ms"),
+        ("TICKGATE_REDIS_RETRY_BACKOFF_INITIAL_MS", "retry_backoff_initial_ms"),
+        ("TICKGATE_REDIS_RETRY_BACKOFF_MAX_MS", "retry_backoff_max_ms"),
+    ],
+)
+def test_old_redis_key_of_the_position_cache_still_sets_it(tmp_path, old_key, name):
+    settings = from_env(tmp_path, **{old_key: "300"})
+
+    assert getattr(settings.position_cache, name) == 300
+
+
+def test_position_cache_key_sets_its_section_field(tmp_path):
+    settings = from_env(tmp_path, TICKGATE_POSITION_CACHE_FLUSH_INTERVAL_MS="50")
+
+    assert settings.position_cache.flush_interval_ms == 50
+
+
+def test_old_and_new_name_of_a_key_together_raise_naming_the_old_one(tmp_path):
+    with pytest.raises(SettingsError) as raised:
+        from_env(
+            tmp_path,
+            TICKGATE_REDIS_FLUSH_INTERVAL_MS="50",
+            TICKGATE_POSITION_CACHE_FLUSH_INTERVAL_MS="60",
+        )
+
+    assert raised.value.key == "TICKGATE_REDIS_FLUSH_INTERVAL_MS"
+
+
+@pytest.mark.parametrize("raw", ["soon", "0"])
+def test_invalid_value_under_an_old_name_raises_naming_the_old_key(tmp_path, raw):
+    with pytest.raises(SettingsError) as raised:
+        from_env(tmp_path, TICKGATE_REDIS_FLUSH_INTERVAL_MS=raw)
+
+    assert raised.value.key == "TICKGATE_REDIS_FLUSH_INTERVAL_MS"
+
+
+def test_redacted_settings_list_the_new_name_of_a_renamed_key(tmp_path):
+    shown = from_env(tmp_path, TICKGATE_REDIS_FLUSH_INTERVAL_MS="75").redacted()
+
+    assert shown["TICKGATE_POSITION_CACHE_FLUSH_INTERVAL_MS"] == 75
+    assert "TICKGATE_REDIS_FLUSH_INTERVAL_MS" not in shown
