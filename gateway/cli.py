@@ -12,10 +12,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from gateway.app import jwt_secret
+# ``token`` and ``spike`` need only settings and a signing key, so nothing
+# heavier is imported here: the server (uvicorn, Starlette, the engine with
+# numpy and scipy) and the instrument master come with the commands that use them.
 from gateway.auth import ADMIN_SCOPE, issue_token
+from gateway.devsecret import jwt_secret
 from gateway.errors import GatewayError, SettingsError
-from gateway.refdata import instrument_json, load_master
 from gateway.settings import Settings
 
 __all__ = ["main", "parse_duration_s"]
@@ -108,6 +110,8 @@ def _cmd_token(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _cmd_instruments(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.refdata import instrument_json, load_master
+
     master = load_master(settings.feed.instruments_file)
     if args.json:
         rows = [instrument_json(i) for i in master]

@@ -1,4 +1,4 @@
-"""The machine's development signing secret, used when none is configured."""
+"""The signing secret: the configured one, or the machine's development secret."""
 
 from __future__ import annotations
 
@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Final
 
 from gateway.errors import AuthError
+from gateway.settings import Settings
 
-__all__ = ["DEV_SECRET_FILE", "load_or_create_dev_secret"]
+__all__ = ["DEV_SECRET_FILE", "jwt_secret", "load_or_create_dev_secret"]
 
 DEV_SECRET_FILE: Final = "dev-jwt-secret"  # noqa: S105  # a file name, not a secret
 _MIN_CHARS: Final = 32
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured signing secret, or the machine's dev secret if none is set."""
+    if settings.auth.jwt_secret is not None:
+        return settings.auth.jwt_secret.reveal()
+    return load_or_create_dev_secret(settings.data_dir)
 
 
 def load_or_create_dev_secret(data_dir: Path) -> str:

@@ -26,7 +26,7 @@ from gateway.auth import TokenVerifier
 from gateway.channels.portfolio import PortfolioChannel
 from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
-from gateway.devsecret import load_or_create_dev_secret
+from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
 from gateway.http.routes import http_routes
 from gateway.loopmonitor import LoopMonitor
@@ -55,7 +55,7 @@ from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
 from pricing.simulator import MarketModel, ModelParams
 
-__all__ = ["Gateway", "PortfolioRuntime", "build_gateway", "create_app", "jwt_secret"]
+__all__ = ["Gateway", "PortfolioRuntime", "build_gateway", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,13 +161,6 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             logger.exception("task %s crashed; restarting in %.0f s", name, _RESTART_DELAY_S)
             await asyncio.sleep(_RESTART_DELAY_S)
-
-
-def jwt_secret(settings: Settings) -> str:
-    """The configured signing secret, or the machine's dev secret if none is set."""
-    if settings.auth.jwt_secret is not None:
-        return settings.auth.jwt_secret.reveal()
-    return load_or_create_dev_secret(settings.data_dir)
 
 
 async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -114,3 +116,44 @@ def test_kafka_and_upstream_together_are_refused(data_dir, capsys):
 
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# What `tickgate run` needs and `tickgate token` must not pay for at import.
+HEAVY_MODULES = ("scipy", "numpy", "redis", "starlette", "uvicorn", "websockets", "aiokafka")
+
+
+def test_token_command_loads_no_server_or_engine_module(data_dir):
+    script = (
+        "import sys\n"
+        "from gateway.cli import main\n"
+        "code = main(['token', '--account', 'A'])\n"
+        f"loaded = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
+        "print('loaded:', ','.join(loaded), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "loaded:"
+    assert done.stdout.count(".") == 2  # it did print a token
+
+
+def test_instruments_command_loads_the_master_but_not_the_server(data_dir):
+    script = (
+        "import sys\n"
+        "from gateway.cli import main\n"
+        "code = main(['instruments', '--json'])\n"
+        "loaded = [m for m in ('numpy', 'starlette', 'uvicorn') if m in sys.modules]\n"
+        "print('loaded:', ','.join(loaded), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "loaded: numpy"
