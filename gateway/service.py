@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 
-from gateway.accounts.positioncache import PositionSync
+from gateway.accounts.positioncache import PositionCache
 from gateway.accounts.positionsfile import load_positions_file
 from gateway.accounts.riskworker import RiskWorker
 from gateway.auth import TokenVerifier
@@ -70,13 +70,13 @@ class PortfolioRuntime:
     engine: PortfolioEngine
     channel: PortfolioChannel
     risk: RiskWorker
-    sync: PositionSync
+    cache: PositionCache
 
     def apply_fills(self, fills: list[Fill], now_ns: int) -> None:
         """Apply fills, push the changed accounts, and write them to the store."""
         change = self.channel.apply_fills(fills, now_ns)
         accounts = self.positions.accounts
-        self.sync.mark_dirty([accounts[a] for a in change.accounts.tolist()])
+        self.cache.mark_dirty([accounts[a] for a in change.accounts.tolist()])
 
 
 @dataclass(slots=True)
@@ -113,13 +113,13 @@ class Gateway:
         self._spawn("staleness", self.pipeline.run_staleness)
         self._spawn("sweeper", self.hub.run_sweeper)
         self._spawn("risk", portfolio.risk.run)
-        self._spawn("positions-sync", portfolio.sync.run)
+        self._spawn("position-cache", portfolio.cache.run)
         day_roll = self.settings.portfolio.day_roll_minute()
         # A roll changes every account's opening quantities: write them all.
         self._spawn(
             "day-roll",
             lambda: portfolio.channel.run_day_rolls(
-                day_roll, lambda: portfolio.sync.mark_dirty(list(portfolio.positions.accounts))
+                day_roll, lambda: portfolio.cache.mark_dirty(list(portfolio.positions.accounts))
             ),
         )
         self._spawn("loop-monitor", self.loop_monitor.run)
@@ -139,7 +139,7 @@ class Gateway:
         await self.source.stop()
         if self.portfolio is not None:
             try:
-                await self.portfolio.sync.flush()
+                await self.portfolio.cache.flush()
             except StoreUnavailable as e:
                 logger.warning("positions not written to the cache at shutdown: %s", e)
         await self.store.stop()
@@ -175,7 +175,7 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
         multiplier=terms.multiplier,
         is_margined=terms.is_margined,
     )
-    sync = PositionSync(
+    cache = PositionCache(
         gateway.store,
         name="redis" if settings.redis.url else "memory",
         settings=settings.position_cache,
@@ -186,7 +186,7 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
         all_accounts=lambda: list(positions.accounts),
         metrics=gateway.metrics,
     )
-    records = await sync.warm_start(gateway.truth)
+    records = await cache.warm_start(gateway.truth)
     load_records(positions, records.values(), master.symbol_index)
     engine = PortfolioEngine(
         gateway.book,
@@ -212,7 +212,7 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
     universe = RiskUniverse(master, terms, fx.currencies)
     worker = RiskWorker(channel, universe, risk, clock=gateway.clock, metrics=gateway.metrics)
     logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
-    return PortfolioRuntime(positions, engine, channel, worker, sync)
+    return PortfolioRuntime(positions, engine, channel, worker, cache)
 
 
 def _truth(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:

@@ -1,4 +1,4 @@
-"""Keeping the position store (Redis or memory) in step with the engine.
+"""The position cache: keeping the position store (Redis or memory) in step with the engine.
 
 At startup ``warm_start`` loads the store and keeps each cached account whose
 version is not behind the truth's (the ledger; until it exists, the positions
@@ -29,7 +29,7 @@ from portfolio.errors import StoreUnavailable
 from portfolio.store import AccountRecord, PositionStore
 from portfolio.types import AccountId
 
-__all__ = ["FLUSH_BATCH", "PositionSync"]
+__all__ = ["FLUSH_BATCH", "PositionCache"]
 
 FLUSH_BATCH: Final = 250
 """Accounts per store write."""
@@ -37,7 +37,7 @@ FLUSH_BATCH: Final = 250
 logger = logging.getLogger(__name__)
 
 
-class PositionSync:
+class PositionCache:
     """Writes dirty accounts to the store; degrades and resyncs around outages."""
 
     def __init__(

@@ -42,13 +42,13 @@ def http_routes(gateway: Gateway) -> list[Route]:
             return _json(503, {"status": "unavailable"})
         source = gateway.source
         portfolio = gateway.portfolio
-        cache_degraded = portfolio is not None and portfolio.sync.is_degraded
+        cache_degraded = portfolio is not None and portfolio.cache.is_degraded
         body = {
             "status": "ok" if source.is_up and not cache_degraded else "degraded",
             "epoch": gateway.epoch,
             "feed": {"source": source.name, "is_up": source.is_up},
             "positions_cache": {
-                "store": portfolio.sync.name if portfolio else None,
+                "store": portfolio.cache.name if portfolio else None,
                 "is_degraded": cache_degraded,
             },
             "clients": len(gateway.hub.connections),

@@ -1,6 +1,6 @@
-"""PositionSync against a real redis-server that tests kill and restart.
+"""PositionCache against a real redis-server that tests kill and restart.
 
-The "book" is a dict of account records the test controls; PositionSync
+The "book" is a dict of account records the test controls; PositionCache
 reads it through ``records_of`` and ``all_accounts``. What Redis holds is
 read back with a fresh store on the same key prefix; ``seed`` writes the
 cache a test starts from.
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 import pytest
 
 from gateway.accounts import positioncache
-from gateway.accounts.positioncache import PositionSync
+from gateway.accounts.positioncache import PositionCache
 from gateway.metrics import Metrics
 from gateway.settings import PositionCacheSettings, RedisSettings
 from portfolio.errors import StoreUnavailable
@@ -44,7 +44,7 @@ def make_record(account: str, version: int, quantity: float = 100.0) -> AccountR
 
 
 class Book:
-    """The truth PositionSync writes from: account records the test changes by hand."""
+    """The truth PositionCache writes from: account records the test changes by hand."""
 
     def __init__(self, records: Iterable[AccountRecord] = ()) -> None:
         self.records = {r.account: r for r in records}
@@ -66,7 +66,7 @@ class Harness:
     def __init__(self, server: RedisServer) -> None:
         self.server = server
         self.redis = RedisSettings(
-            url=server.url, key_prefix=f"sync-{uuid.uuid4().hex}", timeout_ms=200
+            url=server.url, key_prefix=f"cache-{uuid.uuid4().hex}", timeout_ms=200
         )
         self.settings = PositionCacheSettings(
             flush_interval_ms=20, retry_backoff_initial_ms=20, retry_backoff_max_ms=200
@@ -75,7 +75,7 @@ class Harness:
         self.metrics = Metrics()
         self.store = self._new_store()
         self.seed = self._new_store()
-        self.sync = PositionSync(
+        self.cache = PositionCache(
             self.store,
             name="redis",
             settings=self.settings,
@@ -139,8 +139,8 @@ async def harness(redis_server: RedisServer) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def running(harness: Harness) -> AsyncIterator[Harness]:
-    """The harness with ``sync.run()`` going as a task (cancelled at the end)."""
-    task = asyncio.create_task(harness.sync.run())
+    """The harness with ``cache.run()`` going as a task (cancelled at the end)."""
+    task = asyncio.create_task(harness.cache.run())
     yield harness
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -156,7 +156,7 @@ async def test_warm_start_keeps_a_cached_record_at_the_truths_version(harness: H
     cached = make_record("ACC-0", version=10, quantity=555.0)
     await harness.seed.save([cached])
 
-    records = await harness.sync.warm_start({truth.account: truth})
+    records = await harness.cache.warm_start({truth.account: truth})
 
     assert records == {cached.account: cached}
 
@@ -166,7 +166,7 @@ async def test_warm_start_keeps_a_cached_record_ahead_of_the_truth(harness: Harn
     cached = make_record("ACC-0", version=14, quantity=42.0)
     await harness.seed.save([cached])
 
-    records = await harness.sync.warm_start({truth.account: truth})
+    records = await harness.cache.warm_start({truth.account: truth})
 
     assert records == {cached.account: cached}
 
@@ -175,7 +175,7 @@ async def test_warm_start_rebuilds_a_record_behind_the_truth(harness: Harness) -
     truth = make_record("ACC-0", version=10)
     await harness.seed.save([make_record("ACC-0", version=9, quantity=1.0)])
 
-    records = await harness.sync.warm_start({truth.account: truth})
+    records = await harness.cache.warm_start({truth.account: truth})
 
     assert records == {truth.account: truth}
 
@@ -183,7 +183,7 @@ async def test_warm_start_rebuilds_a_record_behind_the_truth(harness: Harness) -
 async def test_warm_start_rebuilds_a_record_missing_from_the_cache(harness: Harness) -> None:
     truth = make_record("ACC-0", version=10)
 
-    records = await harness.sync.warm_start({truth.account: truth})
+    records = await harness.cache.warm_start({truth.account: truth})
 
     assert records == {truth.account: truth}
 
@@ -196,7 +196,7 @@ async def test_warm_start_rebuilds_a_cached_record_the_gateway_cannot_load(
         AccountId("ACC-0"), "USD", 12, {}, {"GONE": PositionState(1.0, 1.0, day_open_quantity=1.0)}
     )
     await harness.seed.save([stale_symbol])
-    sync = PositionSync(
+    cache = PositionCache(
         harness.store,
         name="redis",
         settings=harness.settings,
@@ -206,7 +206,7 @@ async def test_warm_start_rebuilds_a_cached_record_the_gateway_cannot_load(
         problem=lambda r: "unknown instrument 'GONE'" if "GONE" in r.positions else None,
     )
 
-    records = await sync.warm_start({truth.account: truth})
+    records = await cache.warm_start({truth.account: truth})
 
     # Ahead of the truth, but naming an instrument no longer listed: a miss.
     assert records == {truth.account: truth}
@@ -223,10 +223,10 @@ async def test_flush_after_warm_start_writes_the_rebuilt_records_and_keeps_the_c
         AccountId("ACC-2"): make_record("ACC-2", version=12),
     }
     await harness.seed.save([ahead, make_record("ACC-1", version=3, quantity=9.0)])
-    records = await harness.sync.warm_start(truth)
+    records = await harness.cache.warm_start(truth)
     harness.book.records = dict(records)
 
-    await harness.sync.flush()
+    await harness.cache.flush()
 
     assert await harness.cached() == {
         ahead.account: ahead,
@@ -238,7 +238,7 @@ async def test_flush_after_warm_start_writes_the_rebuilt_records_and_keeps_the_c
 async def test_warm_start_with_redis_down_returns_the_truth(harness: Harness) -> None:
     harness.server.stop()
 
-    records = await harness.sync.warm_start(harness.book.records)
+    records = await harness.cache.warm_start(harness.book.records)
 
     assert records == harness.book.records
 
@@ -246,21 +246,21 @@ async def test_warm_start_with_redis_down_returns_the_truth(harness: Harness) ->
 async def test_warm_start_with_redis_down_marks_the_cache_degraded(harness: Harness) -> None:
     harness.server.stop()
 
-    await harness.sync.warm_start(harness.book.records)
+    await harness.cache.warm_start(harness.book.records)
 
-    assert harness.sync.is_degraded
+    assert harness.cache.is_degraded
 
 
 async def test_run_after_a_warm_start_with_redis_down_resyncs_every_account_once_it_is_up(
     harness: Harness,
 ) -> None:
     harness.server.stop()
-    await harness.sync.warm_start(harness.book.records)
-    task = asyncio.create_task(harness.sync.run())
+    await harness.cache.warm_start(harness.book.records)
+    task = asyncio.create_task(harness.cache.run())
     try:
         harness.server.start()
 
-        await eventually(lambda: not harness.sync.is_degraded, "the cache recovers")
+        await eventually(lambda: not harness.cache.is_degraded, "the cache recovers")
 
         assert await harness.cached() == harness.book.records
     finally:
@@ -276,7 +276,7 @@ async def test_run_writes_the_accounts_marked_dirty(running: Harness) -> None:
     h = running
     changed = [h.book.fill("ACC-1", 150.0), h.book.fill("ACC-5", -20.0)]
 
-    h.sync.mark_dirty(changed)
+    h.cache.mark_dirty(changed)
 
     await eventually(
         lambda: _holds(h, {a: h.book.records[a] for a in changed}), "dirty accounts written"
@@ -289,9 +289,9 @@ async def test_run_marks_the_cache_degraded_when_redis_dies_with_writes_pending(
     h = running
     h.server.stop()
 
-    h.sync.mark_dirty([h.book.fill("ACC-2", 1.0)])
+    h.cache.mark_dirty([h.book.fill("ACC-2", 1.0)])
 
-    await eventually(lambda: h.sync.is_degraded, "the cache is degraded")
+    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
 
 
 async def test_redis_killed_and_restarted_mid_run_ends_with_every_account_resynced(
@@ -300,19 +300,19 @@ async def test_redis_killed_and_restarted_mid_run_ends_with_every_account_resync
     h = running
     # Before the outage: some changes reach Redis.
     before = [h.book.fill("ACC-0", 110.0), h.book.fill("ACC-1", 120.0)]
-    h.sync.mark_dirty(before)
+    h.cache.mark_dirty(before)
     await eventually(
         lambda: _holds(h, {a: h.book.records[a] for a in before}), "first changes written"
     )
     # The outage: Redis dies; more accounts change while it is down.
     h.server.stop()
-    h.sync.mark_dirty([h.book.fill("ACC-2", 130.0), h.book.fill("ACC-3", 140.0)])
-    await eventually(lambda: h.sync.is_degraded, "the cache is degraded")
-    h.sync.mark_dirty([h.book.fill("ACC-0", 150.0), h.book.fill("ACC-4", -160.0)])
+    h.cache.mark_dirty([h.book.fill("ACC-2", 130.0), h.book.fill("ACC-3", 140.0)])
+    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
+    h.cache.mark_dirty([h.book.fill("ACC-0", 150.0), h.book.fill("ACC-4", -160.0)])
     # Redis comes back empty.
     h.server.start()
 
-    await eventually(lambda: not h.sync.is_degraded, "the cache recovers")
+    await eventually(lambda: not h.cache.is_degraded, "the cache recovers")
 
     # Every account, the never-dirty ACC-5..ACC-7 included, at its latest record.
     assert await h.cached() == h.book.records
@@ -322,12 +322,12 @@ async def test_redis_restarted_empty_while_idle_gets_every_account_on_the_next_w
     running: Harness,
 ) -> None:
     h = running
-    h.sync.mark_dirty(h.book.all_accounts())
+    h.cache.mark_dirty(h.book.all_accounts())
     await eventually(lambda: h.cache_holds_the_book(), "every account written")
     h.server.stop()
     h.server.start()
 
-    h.sync.mark_dirty([h.book.fill("ACC-6", 66.0)])
+    h.cache.mark_dirty([h.book.fill("ACC-6", 66.0)])
     await eventually(
         lambda: _holds(h, {AccountId("ACC-6"): h.book.records[AccountId("ACC-6")]}),
         "the change written",
@@ -343,8 +343,8 @@ async def test_redis_restarted_empty_while_idle_gets_every_account_on_the_next_w
 async def test_degraded_gauge_reads_1_while_redis_is_down(running: Harness) -> None:
     h = running
     h.server.stop()
-    h.sync.mark_dirty([h.book.fill("ACC-2", 1.0)])
-    await eventually(lambda: h.sync.is_degraded, "the cache is degraded")
+    h.cache.mark_dirty([h.book.fill("ACC-2", 1.0)])
+    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
 
     gauge = h.degraded_gauge()
 
@@ -354,10 +354,10 @@ async def test_degraded_gauge_reads_1_while_redis_is_down(running: Harness) -> N
 async def test_degraded_gauge_reads_0_once_redis_is_back(running: Harness) -> None:
     h = running
     h.server.stop()
-    h.sync.mark_dirty([h.book.fill("ACC-2", 1.0)])
-    await eventually(lambda: h.sync.is_degraded, "the cache is degraded")
+    h.cache.mark_dirty([h.book.fill("ACC-2", 1.0)])
+    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
     h.server.start()
-    await eventually(lambda: not h.sync.is_degraded, "the cache recovers")
+    await eventually(lambda: not h.cache.is_degraded, "the cache recovers")
 
     gauge = h.degraded_gauge()
 
@@ -376,9 +376,9 @@ async def test_flush_writes_every_account_in_batches(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(positioncache, "FLUSH_BATCH", 3)  # 8 accounts: batches of 3, 3, 2
-    harness.sync.mark_dirty(harness.book.all_accounts())
+    harness.cache.mark_dirty(harness.book.all_accounts())
 
-    await harness.sync.flush()
+    await harness.cache.flush()
 
     assert await harness.cache_holds_the_book()
 
@@ -404,7 +404,7 @@ async def test_flush_failing_after_a_batch_keeps_the_unwritten_accounts_dirty(
     monkeypatch.setattr(positioncache, "FLUSH_BATCH", 3)
     book = Book(make_record(f"ACC-{i}", version=10 + i) for i in range(8))
     store = FailsOnce(fail_at=2)
-    sync = PositionSync(
+    cache = PositionCache(
         store,
         name="memory",
         settings=PositionCacheSettings(),
@@ -412,12 +412,12 @@ async def test_flush_failing_after_a_batch_keeps_the_unwritten_accounts_dirty(
         all_accounts=book.all_accounts,
         metrics=Metrics(),
     )
-    sync.mark_dirty(book.all_accounts())
+    cache.mark_dirty(book.all_accounts())
 
     with pytest.raises(StoreUnavailable):
-        await sync.flush()
+        await cache.flush()
     first = await store.load()
-    await sync.flush()
+    await cache.flush()
 
     assert sorted(first) == sorted(book.all_accounts())[:3]  # the first batch landed
     assert await store.load() == book.records
