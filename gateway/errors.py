@@ -6,6 +6,7 @@
      +-- SettingsError        a TICKGATE_* setting that is unknown or invalid
      +-- AuthError            a token that is missing, invalid or expired (``code``)
      +-- ProtocolError        a client message the protocol refuses (``code``)
+     +-- HttpError            an HTTP request the API refuses (``status``, ``code``)
      +-- FeedError            a market-data source that cannot be used
           +-- FeedUnavailable a source whose server cannot be reached (retriable)
 """
@@ -19,6 +20,7 @@ __all__ = [
     "FeedError",
     "FeedUnavailable",
     "GatewayError",
+    "HttpError",
     "ProtocolError",
     "SettingsError",
 ]
@@ -71,6 +73,16 @@ class ProtocolError(GatewayError):
         self.is_retriable = is_retriable
         self.close_code = close_code
         self.extra = extra or {}
+
+
+class HttpError(GatewayError):
+    """An HTTP request was refused: ``status``, and the documented error ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 class FeedError(GatewayError):

@@ -21,10 +21,11 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from gateway.app import Gateway, create_app
+from gateway.app import create_app
 from gateway.clock import Clock
 from gateway.marketdata.source import MarketDataSource, Rejection, SourceBatch
 from gateway.server import uvicorn_config
+from gateway.service import Gateway
 from gateway.settings import Settings
 from pricing.pricebook import TickBatch
 from tests.servers import free_port

@@ -169,7 +169,7 @@ async def test_fill_pushes_the_new_position_state_with_realised_pnl(tmp_path):
         async with client(gw.ws_url, headers=headers("ACC-1")) as c:
             await subscribe(c)
             fill = Fill(AccountId("ACC-1"), index["AAPL"], -40.0, 215.0, ledger_seq=4)
-            gw.gateway.portfolio.apply_fills([fill], gw.gateway.clock.now_ns())
+            gw.gateway.accounts.apply_fills([fill], gw.gateway.clock.now_ns())
             update = await c.until(lambda m: m["type"] == "update")
 
     row = update["positions"][0]
@@ -412,7 +412,7 @@ async def test_renewed_token_without_the_account_ends_its_subscription(tmp_path)
         dropped = await c.until(lambda m: m["type"] == "unsubscribed")
         # ACC-2 is still served: a fill on it arrives.
         fill = Fill(AccountId("ACC-2"), gw.gateway.master.symbol_index["SAP"], 1.0, 150.0, 9)
-        gw.gateway.portfolio.channel.apply_fills([fill], 1)
+        gw.gateway.accounts.apply_fills([fill], 1)
         update = await c.until(lambda m: m["type"] == "update")
 
     assert authenticated["accounts"] == ["ACC-2"]
@@ -432,7 +432,7 @@ async def test_day_roll_restarts_day_pnl_from_the_current_prices(tmp_path):
         await poll_until(source.is_drained, what="prices applied")
         async with client(gw.ws_url, headers=headers("ACC-1")) as c:
             before = await subscribe(c)
-            gw.gateway.portfolio.channel.roll_day(10**18)
+            gw.gateway.accounts.roll_day(10**18)
             rolled = await c.until(lambda m: m["type"] == "update")
             source.push(make_batch([index["AAPL"]], bid=[211.0], ask=[211.0], ts_event=2_000))
             moved = await c.until(lambda m: m["type"] == "update")
@@ -471,7 +471,7 @@ async def test_day_roll_at_its_time_reaches_the_position_cache(tmp_path):
 
     async with running_gateway(settings, source=ScriptedSource(), clock=clock) as gw:
         await poll_until(lambda: rolled_in_cache(gw), what="the rolled day in the cache")
-        position = gw.gateway.portfolio.positions.position_state(0)
+        position = gw.gateway.accounts.positions.position_state(0)
 
     assert position.day_open_quantity == 100.0
     assert position.day_trade_value == 0.0

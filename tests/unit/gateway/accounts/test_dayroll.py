@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from gateway.channels.portfolio import seconds_until_utc
+from gateway.accounts.dayroll import seconds_until_utc
 from tests.builders import NS
 
 

@@ -1,0 +1,246 @@
+"""The composition root: ``create_app(settings)`` builds and wires everything.
+
+This is the one place that picks adapters (simulator, Kafka or upstream feed;
+memory or Redis position store) and builds the PriceBook, the portfolio
+engine, the channels and the connection hub. The accounts are assembled
+when the service starts, after the position store's warm start and before
+any client can connect; ``gateway.service`` starts and stops the
+long-running tasks in the Starlette lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from gateway.accounts.positioncache import PositionCache
+from gateway.accounts.positionsfile import load_positions_file
+from gateway.accounts.riskworker import RiskWorker
+from gateway.accounts.runtime import Accounts
+from gateway.auth import TokenVerifier
+from gateway.channels.pacing import RevaluationPacer
+from gateway.channels.portfolio import PortfolioChannel
+from gateway.channels.portfoliowire import PortfolioEncoder
+from gateway.channels.quotes import QuotesChannel
+from gateway.clock import Clock, SystemClock
+from gateway.devsecret import jwt_secret
+from gateway.errors import SettingsError
+from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES
+from gateway.loopmonitor import LoopMonitor
+from gateway.marketdata.pipeline import MarketDataPipeline
+from gateway.marketdata.simulator import SimulatorSource
+from gateway.marketdata.source import MarketDataSource
+from gateway.metrics import Metrics
+from gateway.refdata import load_master
+from gateway.service import Gateway
+from gateway.settings import Settings
+from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
+from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
+from portfolio.demo import demo_records
+from portfolio.engine import PortfolioEngine
+from portfolio.errors import PortfolioError
+from portfolio.fx import FxTable
+from portfolio.memory import MemoryPositionStore
+from portfolio.positions import PositionBook
+from portfolio.records import load_records, record_problem, records_of
+from portfolio.redis import RedisPositionStore
+from portfolio.riskrun import RiskUniverse
+from portfolio.store import AccountRecord, PositionStore
+from portfolio.types import AccountId
+from portfolio.valuation import InstrumentTerms
+from pricing.instruments import InstrumentMaster
+from pricing.pricebook import PriceBook
+from pricing.simulator import MarketModel, ModelParams
+
+__all__ = ["build_gateway", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+async def _open_accounts(gateway: Gateway, truth: dict[AccountId, AccountRecord]) -> Accounts:
+    settings, master = gateway.settings, gateway.master
+    fx = FxTable(master)
+    terms = InstrumentTerms.from_master(
+        master, fx.currencies, settings.portfolio.rate_by_currency()
+    )
+    positions = PositionBook(
+        fx.currencies,
+        currency_ix=terms.currency_ix,
+        multiplier=terms.multiplier,
+        is_margined=terms.is_margined,
+    )
+    cache = PositionCache(
+        gateway.store,
+        name="redis" if settings.redis.url else "memory",
+        settings=settings.position_cache,
+        records_of=lambda accounts: records_of(
+            positions, master.symbols, [positions.account_ix(a) for a in accounts]
+        ),
+        problem=lambda record: record_problem(record, master.symbol_index, fx.currencies),
+        all_accounts=lambda: list(positions.accounts),
+        metrics=gateway.metrics,
+    )
+    records = await cache.warm_start(truth)
+    load_records(positions, records.values(), master.symbol_index)
+    engine = PortfolioEngine(
+        gateway.book,
+        positions,
+        fx,
+        terms,
+        max_leverage=settings.portfolio.max_leverage,
+        now_ns=gateway.clock.now_ns(),
+    )
+    channel = PortfolioChannel(
+        engine,
+        PortfolioEncoder(engine, master, settings.risk),
+        epoch=gateway.epoch,
+        history=settings.fanout.recovery_history,
+        clock=gateway.clock,
+    )
+    pacer = RevaluationPacer(
+        engine,
+        channel,
+        max_loop_share=settings.portfolio.max_loop_share,
+        clock=gateway.clock,
+        metrics=gateway.metrics,
+    )
+    gateway.hub.register_channel(channel, PortfolioChannelSpec(set(positions.accounts)))
+    gateway.pipeline.add_listener(pacer)
+    universe = RiskUniverse(master, terms, fx.currencies)
+    worker = RiskWorker(
+        channel, universe, settings.risk, clock=gateway.clock, metrics=gateway.metrics
+    )
+    logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
+    return Accounts(positions, engine, channel, pacer, worker, cache)
+
+
+def _truth(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
+    # Until the ledger exists, account state comes from the positions file or
+    # the seeded demo accounts.
+    p = settings.portfolio
+    if p.positions_file is not None:
+        records = load_positions_file(p.positions_file)
+        currencies = FxTable(master).currencies
+        for record in records.values():
+            problem = record_problem(record, master.symbol_index, currencies)
+            if problem is not None:
+                raise SettingsError("TICKGATE_PORTFOLIO_POSITIONS_FILE", problem)
+        return records
+    demo = demo_records(master, count=p.demo_accounts, seed=p.demo_seed)
+    return {r.account: r for r in demo}
+
+
+def _build_store(settings: Settings) -> PositionStore:
+    redis = settings.redis
+    if redis.url is not None:
+        return RedisPositionStore(
+            redis.url, key_prefix=redis.key_prefix, timeout_s=redis.timeout_ms / 1000
+        )
+    return MemoryPositionStore()
+
+
+def _build_source(
+    settings: Settings, master: InstrumentMaster, clock: Clock, metrics: Metrics
+) -> MarketDataSource:
+    kind = settings.feed.source
+    if kind == "kafka":
+        from gateway.marketdata.kafka import KafkaSource
+
+        return KafkaSource(settings.kafka, master, clock=clock, metrics=metrics)
+    if kind == "upstream":
+        from gateway.marketdata.upstream import UpstreamSource
+
+        return UpstreamSource(settings.upstream, master, clock=clock, metrics=metrics)
+    sim = settings.simulator
+    params = ModelParams(
+        tick_rate_per_s=sim.tick_rate_per_s,
+        step_s=sim.step_ms / 1000,
+        market_share=sim.market_share,
+        sector_share=sim.sector_share,
+        spread_bps=sim.spread_bps,
+    )
+    model = MarketModel(master, params, seed=sim.seed)
+    return SimulatorSource(model, sim, clock=clock, metrics=metrics)
+
+
+def build_gateway(
+    settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
+) -> Gateway:
+    """Build every part of the service from ``settings`` (nothing is started).
+
+    ``source`` replaces the one ``settings.feed.source`` names (for tests that
+    script the market data).
+    """
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    master = load_master(settings.feed.instruments_file)
+    try:
+        FxTable(master)  # every currency needs a pair against USD
+    except PortfolioError as e:
+        raise SettingsError("TICKGATE_FEED_INSTRUMENTS_FILE", str(e)) from None
+    if settings.auth.jwt_secret is None:
+        logger.warning(
+            "no TICKGATE_AUTH_JWT_SECRET is set; using the development secret in %s",
+            settings.data_dir,
+        )
+    verifier = TokenVerifier(
+        jwt_secret(settings), issuer=settings.auth.issuer, leeway_s=settings.auth.leeway_s
+    )
+    book = PriceBook(master.ref_price, stale_after_ns=settings.feed.stale_after_ms * 1_000_000)
+    epoch = secrets.token_hex(6)
+    quotes = QuotesChannel(master, book, epoch=epoch, history=settings.fanout.recovery_history)
+    hub = ConnectionHub(
+        ws=settings.ws,
+        fanout=settings.fanout,
+        auth=settings.auth,
+        channels={QUOTES: quotes},
+        specs={QUOTES: QuotesChannelSpec(master.symbol_index)},
+        verifier=verifier,
+        clock=clock,
+        metrics=metrics,
+    )
+    source = source or _build_source(settings, master, clock, metrics)
+    pipeline = MarketDataPipeline(
+        source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
+    )
+    truth = _truth(settings, master)
+    gateway = Gateway(
+        settings=settings,
+        master=master,
+        book=book,
+        source=source,
+        pipeline=pipeline,
+        quotes=quotes,
+        hub=hub,
+        verifier=verifier,
+        metrics=metrics,
+        clock=clock,
+        epoch=epoch,
+        store=_build_store(settings),
+        open_accounts=lambda: _open_accounts(gateway, truth),
+        loop_monitor=LoopMonitor(metrics),
+    )
+    return gateway
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
+) -> Starlette:
+    """Return the Starlette app; ``/ws`` needs ``gateway.server`` (uvicorn + our protocol)."""
+    gateway = build_gateway(settings, clock=clock, source=source)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        await gateway.start()
+        try:
+            yield {HUB_STATE_KEY: gateway.hub}
+        finally:
+            await gateway.stop()
+
+    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
