@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import socket
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-__all__ = ["WS_PATH", "WebSocketConnection"]
+__all__ = ["WS_PATH", "ConnectionState", "WebSocketConnection"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,29 @@ _HEARTBEAT_BODY: Final = encode_body({"type": "heartbeat"})
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
 
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; it only moves down this list."""
+
+    CONNECTING = enum.auto()
+    """Before the handshake is accepted (a refused handshake stays here)."""
+    OPEN = enum.auto()
+    """Accepted: the session runs and the fan-out writes."""
+    CLOSING = enum.auto()
+    """Our close frame is queued; the peer's answer or the abort timer ends it."""
+    CLOSED = enum.auto()
+    """The transport is gone."""
+
+
+_ENDING: Final = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
+
+
 class WebSocketConnection(asyncio.Protocol):
-    """One client connection on ``/ws``; the fan-out's ``Subscriber``."""
+    """One client connection on ``/ws``; the fan-out's ``Subscriber``.
+
+    Its lifecycle is one ``ConnectionState``. Whether the transport is over
+    its high-water mark (``pause_writing``) is a separate flag: flow control
+    comes and goes while the connection is open.
+    """
 
     def __init__(
         self,
@@ -67,8 +89,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.outbox = Outbox()
         self._transport: asyncio.Transport | None = None
         self._session: ClientSession | None = None
-        self._is_open = False
-        self._is_closing = False
+        self.state = ConnectionState.CONNECTING
         self._is_paused = False
         self._fragments: list[bytes] = []
         self._fragment_is_binary = False
@@ -138,17 +159,16 @@ class WebSocketConnection(asyncio.Protocol):
         self._server_state.connections.discard(self)
         if self._abort_timer is not None:
             self._abort_timer.cancel()
-        if self._hub is not None:
-            self._hub.unregister(self)
-        if self._is_open and not self._is_closing:
+        if self.state is ConnectionState.OPEN:  # close() unregisters a closing one
+            self._open_hub.unregister(self)
             self.log.debug("connection lost: %s", exc)
-        self._is_open = False
+        self.state = ConnectionState.CLOSED
 
     def pause_writing(self) -> None:
         """The transport buffer passed its high-water mark: queue and conflate."""
         self._is_paused = True
-        if self._hub is not None:
-            self._observe_bound(self._hub.clock.now_ns())
+        if self.state is ConnectionState.OPEN:
+            self._observe_bound(self._open_hub.clock.now_ns())
 
     def resume_writing(self) -> None:
         """The transport drained below its low-water mark: send what queued up."""
@@ -157,9 +177,9 @@ class WebSocketConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Close with 1001; uvicorn calls this on every connection at shutdown."""
-        if self._is_open:
+        if self.state is ConnectionState.OPEN:
             self.close(closecodes.GOING_AWAY, "server shutting down")
-        elif self._transport is not None and not self._is_closing:
+        elif self.state is ConnectionState.CONNECTING and self._transport is not None:
             self._transport.close()
 
     # --- Subscriber -------------------------------------------------------------
@@ -167,11 +187,9 @@ class WebSocketConnection(asyncio.Protocol):
     def flush(self) -> None:
         """Write every queued message as one frame, unless the socket is backed up."""
         transport = self._transport
-        if not self._is_open or self._is_closing or transport is None or transport.is_closing():
+        if self.state is not ConnectionState.OPEN or transport is None or transport.is_closing():
             return
-        hub = self._hub
-        assert hub is not None
-        now_ns = hub.clock.now_ns()
+        now_ns = self._open_hub.clock.now_ns()
         if not self._is_paused:
             frame = self.outbox.take_frame(now_ns)
             if frame is not None:
@@ -180,20 +198,21 @@ class WebSocketConnection(asyncio.Protocol):
 
     def on_sweep(self, now_ns: int) -> None:
         """Check deadlines, keepalive, heartbeat and the slow-consumer rule."""
-        if not self._is_open or self._is_closing or self._hub is None:
+        if self.state is not ConnectionState.OPEN:
             return
-        assert self._session is not None
+        hub = self._open_hub
+        assert self._session is not None  # opened with the handshake
         output = self._session.poll(now_ns)
         if output.messages or output.close:
             self._apply(output)
             return
         self._observe_bound(now_ns)  # the socket may have drained since the last write
         if self._bound.is_expired(now_ns):
-            self._hub.metrics.counters.slow_consumer_closes += 1
+            hub.metrics.counters.slow_consumer_closes += 1
             self.log.warning("closing slow consumer")
             self.close(closecodes.SLOW_CONSUMER, "slow_consumer")
             return
-        ws = self._hub.ws
+        ws = hub.ws
         if self._ping_payload is not None:
             if now_ns - self._ping_sent_ns >= ws.ping_timeout_s * _NS_PER_S:
                 self.log.info("no pong within %.0f s", ws.ping_timeout_s)
@@ -210,20 +229,27 @@ class WebSocketConnection(asyncio.Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued if the socket takes it, then the close frame."""
-        if self._is_closing or self._hub is None or self._transport is None:
+        hub = self._hub
+        if self.state in _ENDING or hub is None or self._transport is None:
             return
         self.flush()
-        self._is_closing = True
-        self._hub.unregister(self)
-        self._hub.metrics.counters.ws_closes[str(code)] += 1
+        self.state = ConnectionState.CLOSING
+        hub.unregister(self)
+        hub.metrics.counters.ws_closes[str(code)] += 1
         # The close frame goes into the transport even when it is over its
         # high-water mark: it is the last thing this connection writes.
         self._ws.send_close(code, reason)
         self._write_protocol_output()
-        close_timeout_s = self._hub.ws.close_timeout_s
+        close_timeout_s = hub.ws.close_timeout_s
         self._abort_timer = self._loop.call_later(close_timeout_s, self._abort)
 
     # --- internals ----------------------------------------------------------------
+
+    @property
+    def _open_hub(self) -> ConnectionHub:
+        # Only a connection with a hub gets past the handshake.
+        assert self._hub is not None
+        return self._hub
 
     def _on_handshake(self, request: Request) -> None:
         hub = self._hub
@@ -240,7 +266,7 @@ class WebSocketConnection(asyncio.Protocol):
         now_ns = hub.clock.now_ns()
         self._conn_id, self._session = hub.open_session(now_ns)
         self.log = _ConnectionLog(logger, {"conn_id": self._conn_id, "account_id": None})
-        self._is_open = True
+        self.state = ConnectionState.OPEN
         self._last_sent_ns = now_ns
         self._ping_sent_ns = now_ns
         hub.register(self)
@@ -262,14 +288,14 @@ class WebSocketConnection(asyncio.Protocol):
             return
         data = b"".join(self._fragments)
         self._fragments = []
-        if not self._is_open or self._is_closing or self._session is None or self._hub is None:
+        if self.state is not ConnectionState.OPEN:
             return
-        now_ns = self._hub.clock.now_ns()
+        assert self._session is not None  # opened with the handshake
+        now_ns = self._open_hub.clock.now_ns()
         self._apply(self._session.receive(data, now_ns, is_binary=self._fragment_is_binary))
 
     def _apply(self, output: SessionOutput) -> None:
-        hub = self._hub
-        assert hub is not None
+        hub = self._open_hub
         errors = hub.metrics.counters.ws_errors
         for message in output.messages:
             if message.get("type") == "error":
@@ -289,7 +315,6 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _send_frame(self, frame: bytes, now_ns: int) -> None:
         assert self._transport is not None
-        assert self._hub is not None
         if self._ws.extensions:  # e.g. per-message deflate: the library frames it
             self._ws.send_text(frame)
             self._transport.write(b"".join(self._ws.data_to_send()))
@@ -302,7 +327,7 @@ class WebSocketConnection(asyncio.Protocol):
                 self._transport.write(b"".join(pending))
             self._transport.write(_text_header(len(frame)) + frame)
         self._last_sent_ns = now_ns
-        counters = self._hub.metrics.counters
+        counters = self._open_hub.metrics.counters
         counters.ws_frames_sent += 1
         counters.ws_bytes_sent += len(frame)
         conflated = self.outbox.conflated
