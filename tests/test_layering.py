@@ -1,9 +1,12 @@
 """Layering rules of the style guide (section 1), checked by walking imports with ``ast``.
 
-- Imports point left only: pricing <- portfolio <- orders <- ledger <- gateway.
-- Core modules (all of pricing/, portfolio/ except its store adapters, and
-  the gateway's client session) import no I/O or async framework and never
-  read the environment or the clock.
+- Imports point left only: pricing <- portfolio <- orders <- ledger <- gateway;
+  neither orders/ nor ledger/ ever imports gateway/.
+- Core modules import no I/O or async framework and never read the
+  environment or the clock. Core is all of pricing/; portfolio/, orders/ and
+  ledger/ except their adapters (one module per technology, named after it);
+  and the sans-I/O core of the /ws protocol: gateway/ws/ except its asyncio
+  shell.
 - load_tests imports none of our packages.
 """
 
@@ -52,11 +55,15 @@ CORE_FORBIDDEN_NAMES = {
     ("datetime", "today"),
     ("date", "today"),
 }
-CORE_EXTRA_FILES = ("gateway/ws/session.py",)
-# Adapters of the portfolio's position-store port talk to their technology.
-PORTFOLIO_ADAPTERS = ("portfolio/redis.py", "portfolio/memory.py")
-# orders/ is core except its adapters, one module per technology (style guide 1).
-ORDERS_ADAPTER_MODULES = ("memory.py", "redis.py", "kafka.py")
+# The /ws protocol's sans-I/O core is this directory, except the shell below.
+WS_CORE_DIR = "gateway/ws/"
+# The asyncio shell: the socket (uvicorn protocol), what every connection
+# shares (timers, the JSON decoder it injects), and the JSON encoder it injects.
+WS_SHELL = ("gateway/ws/connection.py", "gateway/ws/hub.py", "gateway/ws/encoding.py")
+# Packages whose adapters are named after their technology (style guide 1):
+# everything else in them is core.
+PACKAGES_WITH_ADAPTERS = ("portfolio/", "orders/", "ledger/")
+ADAPTER_MODULES = ("memory.py", "redis.py", "kafka.py", "postgres.py", "sqlite.py")
 
 
 @dataclass(frozen=True)
@@ -132,11 +139,11 @@ def source_files() -> list[str]:
 
 
 def is_core(path: str) -> bool:
-    if path.startswith("portfolio/"):
-        return path not in PORTFOLIO_ADAPTERS
-    if path.startswith("orders/"):
-        return path.rsplit("/", 1)[-1] not in ORDERS_ADAPTER_MODULES
-    return path.startswith("pricing/") or path in CORE_EXTRA_FILES
+    if path.startswith(PACKAGES_WITH_ADAPTERS):
+        return path.rsplit("/", 1)[-1] not in ADAPTER_MODULES
+    if path.startswith(WS_CORE_DIR):
+        return path not in WS_SHELL
+    return path.startswith("pricing/")
 
 
 def parse(path: str) -> ast.AST:
@@ -150,12 +157,20 @@ def report(violations: list[Violation]) -> str:
 # --- the rules on this tree ----------------------------------------------------------
 
 
-def test_the_walk_finds_the_packages_and_the_core_session():
+def test_the_walk_finds_the_packages_and_the_ws_core_and_shell():
     files = source_files()
+    ws_core = {f for f in files if f.startswith(WS_CORE_DIR) and is_core(f)}
 
     assert any(f.startswith("pricing/") for f in files)
-    assert any(f.startswith("gateway/") for f in files)
-    assert "gateway/ws/session.py" in files
+    assert any(f.startswith("orders/") for f in files)
+    assert set(WS_SHELL) <= set(files)
+    assert {
+        "gateway/ws/session.py",
+        "gateway/ws/channelspecs.py",
+        "gateway/ws/closecodes.py",
+        "gateway/ws/topic.py",
+        "gateway/ws/outbox.py",
+    } <= ws_core
 
 
 def test_packages_import_only_leftwards():
@@ -218,6 +233,42 @@ def test_checker_accepts_clean_core_code(source):
     ],
 )
 def test_checker_flags_imports_pointing_right(path, source):
+    violations = list(package_violations(path, ast.parse(source)))
+
+    assert [v.line for v in violations] == [1]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("pricing/pricebook.py", True),
+        ("portfolio/engine.py", True),
+        ("portfolio/redis.py", False),
+        ("orders/commands.py", True),
+        ("orders/kafka.py", False),
+        ("ledger/journal.py", True),
+        ("ledger/postgres.py", False),
+        ("gateway/ws/session.py", True),
+        ("gateway/ws/outbox.py", True),
+        ("gateway/ws/connection.py", False),
+        ("gateway/ws/encoding.py", False),
+        ("gateway/channels/quotes.py", False),
+        ("gateway/app.py", False),
+    ],
+)
+def test_core_is_stated_by_directory_minus_adapters_and_the_shell(path, expected):
+    assert is_core(path) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("orders/commands.py", "from gateway.errors import GatewayError\n"),
+        ("ledger/journal.py", "import gateway.settings\n"),
+        ("orders/bus.py", "from ledger import journal\n"),
+    ],
+)
+def test_checker_flags_orders_or_ledger_importing_rightwards(path, source):
     violations = list(package_violations(path, ast.parse(source)))
 
     assert [v.line for v in violations] == [1]

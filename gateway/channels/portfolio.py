@@ -21,6 +21,7 @@ import orjson
 from gateway.channels.portfoliowire import PortfolioDelta, PortfolioEncoder
 from gateway.clock import Clock
 from gateway.ws.channelspecs import PORTFOLIO
+from gateway.ws.encoding import encode_body
 from gateway.ws.session import Message, Subscribe, Unsubscribe
 from gateway.ws.topic import KeyState, Subscriber, Topic
 from portfolio.engine import PortfolioChange, PortfolioEngine
@@ -57,6 +58,7 @@ class PortfolioChannel:
             epoch=epoch,
             history=history,
             snapshot=self._snapshot_fields,
+            encode=encode_body,
             initial_seq=self._start_watching,
             on_idle=self._stop_watching,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.ws.channelspecs import QUOTES
+from gateway.ws.encoding import encode_body
 from gateway.ws.session import Message, Subscribe, Unsubscribe
 from gateway.ws.topic import KeyState, Subscriber, Topic
 from pricing.instruments import InstrumentMaster
@@ -29,7 +30,13 @@ class QuotesChannel:
     ) -> None:
         self._book = book
         self._ix_of = master.symbol_index
-        self.topic = Topic(QUOTES, epoch=epoch, history=history, snapshot=self._snapshot_fields)
+        self.topic = Topic(
+            QUOTES,
+            epoch=epoch,
+            history=history,
+            snapshot=self._snapshot_fields,
+            encode=encode_body,
+        )
         # Dense by instrument_ix, so a batch looks its keys up by position.
         self._states = [self.topic.state(symbol) for symbol in master.symbols]
         self._epoch = epoch

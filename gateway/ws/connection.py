@@ -29,8 +29,9 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from gateway.ws import closecodes
+from gateway.ws.encoding import encode_body
 from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
-from gateway.ws.outbox import OutboundBound, Outbox, encode_body
+from gateway.ws.outbox import OutboundBound, Outbox
 from gateway.ws.session import ClientSession, SessionOutput
 
 if TYPE_CHECKING:

@@ -3,7 +3,8 @@
 A message is held as its *body*: its JSON object without the closing brace,
 encoded once and shared by every client that receives it. A channel whose
 updates carry only part of a key's state (the changed rows of a portfolio)
-queues a ``Delta`` instead, which knows how to merge with a newer one. Frame assembly
+queues a ``Delta`` instead, which knows how to merge with a newer one (bodies
+are encoded by the shell's ``encoding.encode_body``). Frame assembly
 appends the per-frame tail ``,"ts_sent":<ns>}`` to each body and joins them
 into one JSON array, so a frame costs one ``join`` whatever the fan-out.
 
@@ -21,19 +22,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Final, Protocol
 
-import orjson
-
-from gateway.ws.session import Message
-
-__all__ = ["Body", "Delta", "OutboundBound", "Outbox", "encode_body"]
+__all__ = ["Body", "Delta", "OutboundBound", "Outbox"]
 
 _FRAME_OPEN: Final = b"["
 _FRAME_CLOSE: Final = b"]"
-
-
-def encode_body(message: Message) -> bytes:
-    """Encode a message as a body: its JSON object without the closing brace."""
-    return orjson.dumps(message)[:-1]
 
 
 class Delta(Protocol):

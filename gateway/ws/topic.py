@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Protocol
 
-from gateway.ws.outbox import Body, Outbox, encode_body
+from gateway.ws.outbox import Body, Outbox
 from gateway.ws.session import Message, Recovery, Subscribe, Unsubscribe, with_request_id
 
 __all__ = ["Channel", "KeyState", "Subscriber", "Topic"]
@@ -89,7 +89,8 @@ class Topic:
     """Every key of one channel, with the subscribe, publish and recovery logic.
 
     ``snapshot`` builds the snapshot message of a key (without seq, epoch and
-    type, which the topic adds).
+    type, which the topic adds); ``encode`` turns a message into a body (the
+    shell's ``encoding.encode_body``).
 
     By default a key's state lives for ever. A channel with many keys, few of
     them watched (accounts), passes ``initial_seq`` and ``on_idle``: a key's
@@ -107,6 +108,7 @@ class Topic:
         epoch: str,
         history: int,
         snapshot: Callable[[KeyState], Message],
+        encode: Callable[[Message], bytes],
         initial_seq: Callable[[str], int] | None = None,
         on_idle: Callable[[KeyState], None] | None = None,
     ) -> None:
@@ -114,6 +116,7 @@ class Topic:
         self.epoch = epoch
         self._history = history
         self._snapshot = snapshot
+        self._encode = encode
         self._initial_seq = initial_seq
         self._on_idle = on_idle
         self._states: dict[str, KeyState] = {}
@@ -155,7 +158,7 @@ class Topic:
         if command.recovery is not None:
             ack["recovered"] = replays is not None
         outbox = subscriber.outbox
-        outbox.push_control(encode_body(with_request_id(ack, command.request_id)))
+        outbox.push_control(self._encode(with_request_id(ack, command.request_id)))
         outbox.drop_state(st.outbox_key for st in states)
         for i, st in enumerate(states):
             if replays is not None:
@@ -171,7 +174,7 @@ class Topic:
         """Drop subscriptions to ``command.keys`` and queue ``unsubscribed``."""
         self._drop(subscriber, command.keys)
         ack: Message = {"type": "unsubscribed", "channel": self.channel, "keys": list(command.keys)}
-        subscriber.outbox.push_control(encode_body(with_request_id(ack, command.request_id)))
+        subscriber.outbox.push_control(self._encode(with_request_id(ack, command.request_id)))
         subscriber.flush()
 
     def remove(self, subscriber: Subscriber) -> None:
@@ -230,4 +233,4 @@ class Topic:
         if is_recovery:
             message["recovered"] = False
         message.update(self._snapshot(st))
-        return encode_body(message)
+        return self._encode(message)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from gateway.ws.outbox import OutboundBound, Outbox, encode_body
+from gateway.ws.encoding import encode_body
+from gateway.ws.outbox import OutboundBound, Outbox
 
 TS = 1_700_000_000_123_456_789
 KEY = ("quotes", "AAPL")

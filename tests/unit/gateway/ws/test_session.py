@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.ws.outbox import encode_body
+from gateway.ws.encoding import encode_body
 from gateway.ws.session import Recovery, Subscribe, Unsubscribe
 from tests.unit.gateway.ws.sessiondriver import assert_error, send, subscribe
 
@@ -251,7 +251,7 @@ def test_unknown_symbol_lists_the_unknown_ones_and_subscribes_nothing(new_sessio
     ],
 )
 def test_every_reply_to_hostile_input_can_be_encoded_for_the_wire(new_session, clock, message):
-    # The transport encodes each reply with outbox.encode_body (orjson).
+    # The transport encodes each reply with encoding.encode_body (orjson).
     session = new_session()
 
     output = session.receive(json.dumps(message).encode(), clock.now)

@@ -9,7 +9,8 @@ import pytest
 
 from gateway.channels.quotes import QuotesChannel
 from gateway.refdata import load_master
-from gateway.ws.outbox import Outbox, encode_body
+from gateway.ws.encoding import encode_body
+from gateway.ws.outbox import Outbox
 from gateway.ws.session import Recovery, Subscribe, Unsubscribe
 from gateway.ws.topic import KeyState, Topic
 from pricing.pricebook import PriceBook
@@ -38,7 +39,7 @@ def make_topic(history: int = 8) -> Topic:
     def snapshot(st: KeyState) -> dict[str, object]:
         return {"price": 100 + st.seq}
 
-    return Topic("quotes", epoch=EPOCH, history=history, snapshot=snapshot)
+    return Topic("quotes", epoch=EPOCH, history=history, snapshot=snapshot, encode=encode_body)
 
 
 def publish(topic: Topic, key: str, times: int = 1) -> None:
