@@ -8,7 +8,7 @@ import pytest
 
 from gateway.ws import closecodes
 from tests.builders import ManualClock, make_settings, make_token
-from tests.e2e.conftest import ScriptedSource, client, running_gateway
+from tests.harness import ScriptedSource, client, running_gateway
 
 pytestmark = pytest.mark.e2e
 

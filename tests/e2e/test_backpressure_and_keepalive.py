@@ -14,7 +14,7 @@ from gateway.settings import Settings
 from gateway.ws import closecodes
 from gateway.ws.connection import WebSocketConnection
 from tests.builders import make_batch, make_settings
-from tests.e2e.conftest import (
+from tests.harness import (
     RawClient,
     ScriptedSource,
     assert_gap_free,

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.ws import closecodes
 from tests.builders import make_settings
-from tests.e2e.conftest import ScriptedSource, client, running_gateway
+from tests.harness import ScriptedSource, client, running_gateway
 
 pytestmark = pytest.mark.e2e
 

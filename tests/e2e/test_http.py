@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
 
 from pricing.simulator import CALM
 from tests.builders import TEST_SECRET, make_settings, make_token
-from tests.e2e.conftest import ScriptedSource, client, running_gateway
+from tests.harness import ScriptedSource, client, http, running_gateway
 
 pytestmark = pytest.mark.e2e
-
-
-async def http(method: str, url: str, *, body: bytes | None = None, token: str | None = None):
-    """Send one request from a worker thread; return (status, body bytes)."""
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-
-    def send() -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    return await asyncio.to_thread(send)
 
 
 async def test_healthz_reports_ready_with_feed_and_clients(tmp_path):

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.builders import TEST_SECRET, make_settings
-from tests.e2e.conftest import running_gateway
+from tests.harness import running_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

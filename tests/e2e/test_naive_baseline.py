@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,8 @@ import pytest
 import uvicorn
 
 from load_tests.baselines.naive import NaiveServer, create_app, load_instruments, uvicorn_config
-from tests.e2e.conftest import Client, Message, assert_gap_free, poll_until, updates_for
-from tests.e2e.conftest import client as plain_client
+from tests.harness import Client, Message, assert_gap_free, http, poll_until, updates_for
+from tests.harness import client as plain_client
 from tests.servers import free_port, run_process
 
 pytestmark = pytest.mark.e2e
@@ -70,21 +68,6 @@ async def running_baseline(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=20)
-
-
-async def http(method: str, url: str, *, body: bytes | None = None) -> tuple[int, bytes]:
-    """Send one request from a worker thread; return (status, body bytes)."""
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer anything"}
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-
-    def send() -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    return await asyncio.to_thread(send)
 
 
 def client(url: str) -> contextlib.AbstractAsyncContextManager[Client]:
@@ -305,11 +288,12 @@ async def test_http_instruments_metrics_and_health(instruments_csv):
 
 async def test_admin_spike_multiplies_then_returns_to_calm(instruments_csv):
     async with running_baseline(instruments_csv) as b:
-        defaults = await http("POST", f"{b.url}/admin/spike", body=b"")
+        defaults = await http("POST", f"{b.url}/admin/spike", body=b"", token="anything")
         defaults_regime = b.server.regime()
         short = await http(
             "POST",
             f"{b.url}/admin/spike",
+            token="anything",
             body=b'{"rate_multiplier": 2, "vol_multiplier": 3.5, "duration_s": 0.2}',
         )
         short_regime = b.server.regime()
@@ -341,7 +325,7 @@ async def test_admin_spike_multiplies_then_returns_to_calm(instruments_csv):
 )
 async def test_admin_spike_refuses_bad_bodies(instruments_csv, body, code):
     async with running_baseline(instruments_csv) as b:
-        status, answer = await http("POST", f"{b.url}/admin/spike", body=body)
+        status, answer = await http("POST", f"{b.url}/admin/spike", body=body, token="anything")
         regime = b.server.regime()
 
     assert status == 400

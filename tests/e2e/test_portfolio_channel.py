@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import time
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
@@ -15,7 +12,7 @@ from gateway.ws import closecodes
 from portfolio.engine import TOTAL_FIELDS
 from portfolio.types import AccountId, Fill
 from tests.builders import NS, ManualClock, make_batch, make_settings, make_token
-from tests.e2e.conftest import RawClient, ScriptedSource, client, poll_until, running_gateway
+from tests.harness import RawClient, ScriptedSource, client, http, poll_until, running_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -289,28 +286,17 @@ async def test_resubscribe_recovers_missed_portfolio_updates(tmp_path):
     assert [m["positions"][0]["price"] for m in replay] == [201.0, 202.0]
 
 
-async def http_get(url: str, token: str | None) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, headers={"Authorization": f"Bearer {token}"} if token else {}
-    )
-
-    def send() -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    status, body = await asyncio.to_thread(send)
+async def get_json(url: str, token: str | None) -> tuple[int, dict]:
+    status, body = await http("GET", url, token=token)
     return status, orjson.loads(body)
 
 
 async def test_account_endpoint_returns_positions_and_totals_for_a_granted_token(tmp_path):
     async with running_gateway(portfolio_settings(tmp_path), source=ScriptedSource()) as gw:
         token = make_token(accounts=["ACC-2"])
-        status, body = await http_get(f"{gw.url}/v1/accounts/ACC-2", token)
-        denied, refusal = await http_get(f"{gw.url}/v1/accounts/ACC-1", token)
-        missing, _ = await http_get(f"{gw.url}/v1/accounts/ACC-2", None)
+        status, body = await get_json(f"{gw.url}/v1/accounts/ACC-2", token)
+        denied, refusal = await get_json(f"{gw.url}/v1/accounts/ACC-1", token)
+        missing, _ = await get_json(f"{gw.url}/v1/accounts/ACC-2", None)
 
     assert status == 200
     assert [row["symbol"] for row in body["positions"]] == ["SAP"]
@@ -328,7 +314,7 @@ async def test_risk_endpoint_runs_risk_on_demand(tmp_path):
         )
         await poll_until(source.is_drained, what="prices applied")
         started = time.time_ns()
-        status, report = await http_get(
+        status, report = await get_json(
             f"{gw.url}/v1/accounts/ACC-1/risk", make_token(accounts=["ACC-1"])
         )
 

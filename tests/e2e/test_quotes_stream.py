@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.builders import make_batch, make_settings
-from tests.e2e.conftest import (
+from tests.harness import (
     ScriptedSource,
     assert_gap_free,
     client,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.builders import make_batch, make_settings
-from tests.e2e.conftest import ScriptedSource, client, poll_until, running_gateway, updates_for
+from tests.harness import ScriptedSource, client, poll_until, running_gateway, updates_for
 
 pytestmark = pytest.mark.e2e
 

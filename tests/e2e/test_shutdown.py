@@ -6,24 +6,23 @@ import asyncio
 import os
 import signal
 import sys
-import urllib.request
 
 import pytest
 
 from gateway.ws import closecodes
 from tests.builders import TEST_SECRET
-from tests.e2e.conftest import client, poll_until
+from tests.harness import client, http, poll_until
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def _healthy(port: int) -> bool:
+async def _healthy(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-            return r.status == 200
-    except OSError:
+        status, _ = await http("GET", f"http://127.0.0.1:{port}/healthz")
+    except OSError:  # not listening yet
         return False
+    return status == 200
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

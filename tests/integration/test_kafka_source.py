@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.builders import make_settings
-from tests.e2e.conftest import client, poll_until, running_gateway
+from tests.harness import client, poll_until, running_gateway
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import pytest
 
@@ -26,6 +25,7 @@ from portfolio.memory import MemoryPositionStore
 from portfolio.redis import RedisPositionStore
 from portfolio.store import AccountRecord
 from portfolio.types import AccountId, PositionState
+from tests.harness import poll_until
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -111,20 +111,6 @@ class Harness:
         match = re.search(r"^tickgate_positions_cache_degraded ([0-9.e+-]+)$", text, re.M)
         assert match is not None, text
         return float(match.group(1))
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds, or fail after DEADLINE_S."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {DEADLINE_S} s: {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -260,7 +246,9 @@ async def test_run_after_a_warm_start_with_redis_down_resyncs_every_account_once
     try:
         harness.server.start()
 
-        await eventually(lambda: not harness.cache.is_degraded, "the cache recovers")
+        await poll_until(
+            lambda: not harness.cache.is_degraded, what="the cache recovers", timeout_s=DEADLINE_S
+        )
 
         assert await harness.cached() == harness.book.records
     finally:
@@ -278,8 +266,10 @@ async def test_run_writes_the_accounts_marked_dirty(running: Harness) -> None:
 
     h.cache.mark_dirty(changed)
 
-    await eventually(
-        lambda: _holds(h, {a: h.book.records[a] for a in changed}), "dirty accounts written"
+    await poll_until(
+        lambda: _holds(h, {a: h.book.records[a] for a in changed}),
+        what="dirty accounts written",
+        timeout_s=DEADLINE_S,
     )
 
 
@@ -291,7 +281,9 @@ async def test_run_marks_the_cache_degraded_when_redis_dies_with_writes_pending(
 
     h.cache.mark_dirty([h.book.fill("ACC-2", 1.0)])
 
-    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
+    await poll_until(
+        lambda: h.cache.is_degraded, what="the cache is degraded", timeout_s=DEADLINE_S
+    )
 
 
 async def test_redis_killed_and_restarted_mid_run_ends_with_every_account_resynced(
@@ -301,18 +293,24 @@ async def test_redis_killed_and_restarted_mid_run_ends_with_every_account_resync
     # Before the outage: some changes reach Redis.
     before = [h.book.fill("ACC-0", 110.0), h.book.fill("ACC-1", 120.0)]
     h.cache.mark_dirty(before)
-    await eventually(
-        lambda: _holds(h, {a: h.book.records[a] for a in before}), "first changes written"
+    await poll_until(
+        lambda: _holds(h, {a: h.book.records[a] for a in before}),
+        what="first changes written",
+        timeout_s=DEADLINE_S,
     )
     # The outage: Redis dies; more accounts change while it is down.
     h.server.stop()
     h.cache.mark_dirty([h.book.fill("ACC-2", 130.0), h.book.fill("ACC-3", 140.0)])
-    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
+    await poll_until(
+        lambda: h.cache.is_degraded, what="the cache is degraded", timeout_s=DEADLINE_S
+    )
     h.cache.mark_dirty([h.book.fill("ACC-0", 150.0), h.book.fill("ACC-4", -160.0)])
     # Redis comes back empty.
     h.server.start()
 
-    await eventually(lambda: not h.cache.is_degraded, "the cache recovers")
+    await poll_until(
+        lambda: not h.cache.is_degraded, what="the cache recovers", timeout_s=DEADLINE_S
+    )
 
     # Every account, the never-dirty ACC-5..ACC-7 included, at its latest record.
     assert await h.cached() == h.book.records
@@ -323,14 +321,17 @@ async def test_redis_restarted_empty_while_idle_gets_every_account_on_the_next_w
 ) -> None:
     h = running
     h.cache.mark_dirty(h.book.all_accounts())
-    await eventually(lambda: h.cache_holds_the_book(), "every account written")
+    await poll_until(
+        lambda: h.cache_holds_the_book(), what="every account written", timeout_s=DEADLINE_S
+    )
     h.server.stop()
     h.server.start()
 
     h.cache.mark_dirty([h.book.fill("ACC-6", 66.0)])
-    await eventually(
+    await poll_until(
         lambda: _holds(h, {AccountId("ACC-6"): h.book.records[AccountId("ACC-6")]}),
-        "the change written",
+        what="the change written",
+        timeout_s=DEADLINE_S,
     )
 
     # A restarted Redis may have lost everything; the docstring promises nothing is lost.
@@ -344,7 +345,9 @@ async def test_degraded_gauge_reads_1_while_redis_is_down(running: Harness) -> N
     h = running
     h.server.stop()
     h.cache.mark_dirty([h.book.fill("ACC-2", 1.0)])
-    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
+    await poll_until(
+        lambda: h.cache.is_degraded, what="the cache is degraded", timeout_s=DEADLINE_S
+    )
 
     gauge = h.degraded_gauge()
 
@@ -355,9 +358,13 @@ async def test_degraded_gauge_reads_0_once_redis_is_back(running: Harness) -> No
     h = running
     h.server.stop()
     h.cache.mark_dirty([h.book.fill("ACC-2", 1.0)])
-    await eventually(lambda: h.cache.is_degraded, "the cache is degraded")
+    await poll_until(
+        lambda: h.cache.is_degraded, what="the cache is degraded", timeout_s=DEADLINE_S
+    )
     h.server.start()
-    await eventually(lambda: not h.cache.is_degraded, "the cache recovers")
+    await poll_until(
+        lambda: not h.cache.is_degraded, what="the cache recovers", timeout_s=DEADLINE_S
+    )
 
     gauge = h.degraded_gauge()
 

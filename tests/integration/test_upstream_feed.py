@@ -13,7 +13,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from tests.builders import make_settings
-from tests.e2e.conftest import client, poll_until, running_gateway
+from tests.harness import client, poll_until, running_gateway
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,7 @@
-"""A real tickgate gateway under uvicorn on a free port, and WebSocket clients."""
+"""Test harness: a real gateway under uvicorn on a free port, clients, and polling.
+
+Imported by the e2e and integration tests; fixtures live in conftest.py files.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import dataclasses
 import inspect
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -67,7 +72,10 @@ async def running_gateway(
 async def poll_until(
     predicate: Callable[[], object], *, what: str, timeout_s: float = 10.0
 ) -> None:
-    """Poll ``predicate`` (which may return an awaitable) until it is true, or fail."""
+    """Poll ``predicate`` (which may return an awaitable) until it is true, or fail.
+
+    The one way tests wait for something to happen: a deadline, never a sleep.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         result = predicate()
@@ -78,6 +86,25 @@ async def poll_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def http(
+    method: str, url: str, *, body: bytes | None = None, token: str | None = None
+) -> tuple[int, bytes]:
+    """Send one request from a worker thread; return (status, body bytes)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+
+    def send() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    return await asyncio.to_thread(send)
 
 
 class Client:
