@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +31,13 @@ class ManualClock:
         self.now += int(seconds * NS)
 
 
-def make_settings(tmp_path, **sections: dict[str, object]) -> Settings:
+def make_settings(tmp_path: Path, **sections: Any) -> Settings:
     """Default settings with a test secret, a private data dir and section overrides.
 
     ``make_settings(tmp_path, ws={"max_subscriptions": 3}, port=0)``.
     """
     base = Settings()
-    top: dict[str, object] = {
+    top: dict[str, Any] = {
         "data_dir": tmp_path,
         "auth": dataclasses.replace(base.auth, jwt_secret=Secret(TEST_SECRET)),
         # A small demo book keeps every test gateway quick; tests that need

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import uvicorn
@@ -26,6 +27,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from gateway.accounts.runtime import Accounts
 from gateway.app import create_app
 from gateway.clock import Clock
 from gateway.marketdata.source import MarketDataSource, Rejection, SourceBatch
@@ -35,7 +37,8 @@ from gateway.settings import Settings
 from pricing.pricebook import TickBatch
 from tests.servers import free_port
 
-Message = dict[str, object]
+# Messages decoded from the wire: JSON values, whatever each field holds.
+Message = dict[str, Any]
 
 
 @dataclass
@@ -44,6 +47,13 @@ class RunningGateway:
     ws_url: str
     gateway: Gateway
     server: uvicorn.Server
+
+    @property
+    def accounts(self) -> Accounts:
+        """The gateway's accounts, assembled once it has started."""
+        accounts = self.gateway.accounts
+        assert accounts is not None
+        return accounts
 
 
 @contextlib.asynccontextmanager
@@ -158,7 +168,7 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def client(
-    url: str, *, headers: dict[str, str] | None = None, **kwargs: object
+    url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
 ) -> AsyncIterator[Client]:
     async with connect(url, additional_headers=headers, **kwargs) as ws:
         yield Client(ws)

@@ -117,7 +117,7 @@ async def test_client_that_stops_reading_is_closed_as_slow_while_others_get_ever
             await push_until_a_slow_close(source, ix, counters, after_each=healthy.frame)
 
             final = np.arange(len(ix), dtype=np.float64) + 1_000_000.0
-            source.push(make_batch(ix, bid=final, ask=final + 0.5))
+            source.push(make_batch(ix, bid=final.tolist(), ask=(final + 0.5).tolist()))
             # Every symbol's final value arrives (a frame's keys come in no
             # particular order).
             expected = dict(zip(symbols, final.tolist(), strict=True))
@@ -204,6 +204,8 @@ async def test_kernel_send_buffer_of_each_connection_is_capped(tmp_path):
     async with running_gateway(settings, source=ScriptedSource()) as gw, client(gw.ws_url) as c:
         await c.request({"op": "ping", "id": 1})
         (connection,) = gw.gateway.hub.connections
+        assert isinstance(connection, WebSocketConnection)
+        assert connection._transport is not None
         sock = connection._transport.get_extra_info("socket")
         send_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
 

@@ -8,11 +8,18 @@ import time
 import orjson
 import pytest
 
+from gateway.marketdata.simulator import SimulatorSource
 from pricing.simulator import CALM
 from tests.builders import TEST_SECRET, make_settings, make_token
-from tests.harness import ScriptedSource, client, http, running_gateway
+from tests.harness import RunningGateway, ScriptedSource, client, http, running_gateway
 
 pytestmark = pytest.mark.e2e
+
+
+def simulator(gw: RunningGateway) -> SimulatorSource:
+    source = gw.gateway.source
+    assert isinstance(source, SimulatorSource)
+    return source
 
 
 async def test_healthz_reports_ready_with_feed_and_clients(tmp_path):
@@ -67,7 +74,7 @@ async def test_admin_spike_switches_the_simulator_regime(tmp_path):
     async with running_gateway(make_settings(tmp_path)) as gw:
         token = make_token(scopes=["admin"])
         status, reply = await http("POST", f"{gw.url}/admin/spike", body=body, token=token)
-        regime = gw.gateway.source.model.regime
+        regime = simulator(gw).model.regime
 
     assert status == 202
     assert orjson.loads(reply)["regime"] == "spike"
@@ -101,7 +108,7 @@ async def test_admin_spike_refusals(tmp_path, token_kind, body, status, code):
         got_status, reply = await http(
             "POST", f"{gw.url}/admin/spike", body=body, token=tokens[token_kind]
         )
-        regime = gw.gateway.source.model.regime
+        regime = simulator(gw).model.regime
 
     assert (got_status, orjson.loads(reply)["error"]["code"]) == (status, code)
     assert regime is CALM
@@ -124,7 +131,7 @@ async def test_spike_command_triggers_the_spike_on_a_running_gateway(tmp_path, m
     async with running_gateway(make_settings(tmp_path)) as gw:
         argv = ["spike", "--rate-multiplier", "3", "--vol-multiplier", "2", "--duration-s", "9"]
         status = await asyncio.to_thread(main, [*argv, "--url", gw.url])
-        regime = gw.gateway.source.model.regime
+        regime = simulator(gw).model.regime
 
     assert status == 0
     assert (regime.name, regime.rate_multiplier, regime.vol_multiplier) == ("spike", 3.0, 2.0)

@@ -86,7 +86,7 @@ async def read_updates(c: Client, count: int, *, timeout_s: float = 20.0) -> Non
     def counted(m: Message) -> bool:
         nonlocal seen
         seen += m["type"] == "update"
-        return seen >= count
+        return bool(seen >= count)
 
     await c.until(counted, timeout_s)
 

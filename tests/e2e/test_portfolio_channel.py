@@ -12,7 +12,16 @@ from gateway.ws import closecodes
 from portfolio.engine import TOTAL_FIELDS
 from portfolio.types import AccountId, Fill
 from tests.builders import NS, ManualClock, make_batch, make_settings, make_token
-from tests.harness import RawClient, ScriptedSource, client, http, poll_until, running_gateway
+from tests.harness import (
+    Client,
+    Message,
+    RawClient,
+    ScriptedSource,
+    client,
+    http,
+    poll_until,
+    running_gateway,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +61,7 @@ def headers(*accounts: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token(subject='trader', accounts=accounts)}"}
 
 
-async def subscribe(c, account: str = "ACC-1") -> dict:
+async def subscribe(c: Client, account: str = "ACC-1") -> Message:
     await c.send({"op": "subscribe", "channel": "portfolio", "account": account, "id": "s"})
     return await c.until(lambda m: m["type"] in ("snapshot", "error"))
 
@@ -166,7 +175,7 @@ async def test_fill_pushes_the_new_position_state_with_realised_pnl(tmp_path):
         async with client(gw.ws_url, headers=headers("ACC-1")) as c:
             await subscribe(c)
             fill = Fill(AccountId("ACC-1"), index["AAPL"], -40.0, 215.0, ledger_seq=4)
-            gw.gateway.accounts.apply_fills([fill], gw.gateway.clock.now_ns())
+            gw.accounts.apply_fills([fill], gw.gateway.clock.now_ns())
             update = await c.until(lambda m: m["type"] == "update")
 
     row = update["positions"][0]
@@ -262,7 +271,7 @@ async def test_resubscribe_recovers_missed_portfolio_updates(tmp_path):
             for price in (201.0, 202.0):
                 source.push(make_batch([aapl], bid=[price], ask=[price], ts_event=int(price)))
                 await watcher.until(
-                    lambda m, price=price: (
+                    lambda m, price=price: bool(  # type: ignore[misc]  # a default-bound lambda
                         m["type"] == "update" and m["positions"][0]["price"] == price
                     )
                 )
@@ -286,7 +295,7 @@ async def test_resubscribe_recovers_missed_portfolio_updates(tmp_path):
     assert [m["positions"][0]["price"] for m in replay] == [201.0, 202.0]
 
 
-async def get_json(url: str, token: str | None) -> tuple[int, dict]:
+async def get_json(url: str, token: str | None) -> tuple[int, Message]:
     status, body = await http("GET", url, token=token)
     return status, orjson.loads(body)
 
@@ -398,7 +407,7 @@ async def test_renewed_token_without_the_account_ends_its_subscription(tmp_path)
         dropped = await c.until(lambda m: m["type"] == "unsubscribed")
         # ACC-2 is still served: a fill on it arrives.
         fill = Fill(AccountId("ACC-2"), gw.gateway.master.symbol_index["SAP"], 1.0, 150.0, 9)
-        gw.gateway.accounts.apply_fills([fill], 1)
+        gw.accounts.apply_fills([fill], 1)
         update = await c.until(lambda m: m["type"] == "update")
 
     assert authenticated["accounts"] == ["ACC-2"]
@@ -418,7 +427,7 @@ async def test_day_roll_restarts_day_pnl_from_the_current_prices(tmp_path):
         await poll_until(source.is_drained, what="prices applied")
         async with client(gw.ws_url, headers=headers("ACC-1")) as c:
             before = await subscribe(c)
-            gw.gateway.accounts.roll_day(10**18)
+            gw.accounts.roll_day(10**18)
             rolled = await c.until(lambda m: m["type"] == "update")
             source.push(make_batch([index["AAPL"]], bid=[211.0], ask=[211.0], ts_event=2_000))
             moved = await c.until(lambda m: m["type"] == "update")
@@ -457,7 +466,7 @@ async def test_day_roll_at_its_time_reaches_the_position_cache(tmp_path):
 
     async with running_gateway(settings, source=ScriptedSource(), clock=clock) as gw:
         await poll_until(lambda: rolled_in_cache(gw), what="the rolled day in the cache")
-        position = gw.gateway.accounts.positions.position_state(0)
+        position = gw.accounts.positions.position_state(0)
 
     assert position.day_open_quantity == 100.0
     assert position.day_trade_value == 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.builders import make_batch, make_settings
-from tests.harness import ScriptedSource, client, poll_until, running_gateway, updates_for
+from tests.harness import Message, ScriptedSource, client, poll_until, running_gateway, updates_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,11 @@ async def _subscribe_and_read(gw, symbols, until_bid):
     async with client(gw.ws_url) as c:
         await c.request({"op": "subscribe", "channel": "quotes", "symbols": symbols, "id": 1})
         for symbol in symbols:
-            await c.until(lambda m, s=symbol: m.get("key") == s and m.get("bid") == until_bid)
+
+            def is_priced(m: Message, s: str = symbol) -> bool:
+                return bool(m.get("key") == s and m.get("bid") == until_bid)
+
+            await c.until(is_priced)
     return c
 
 

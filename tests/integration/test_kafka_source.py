@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.builders import make_settings
-from tests.harness import client, poll_until, running_gateway
+from tests.harness import Message, client, poll_until, running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ async def test_produced_ticks_reach_a_websocket_client(tmp_path, tansu, topic, p
             topic, key=b"SAP", value=tick("SAP", 233.0, last=233.2, size=10)
         )
         # One batch or two: keys within a frame come in no particular order.
-        updates: dict[str, dict] = {}
+        updates: dict[str, Message] = {}
         while len(updates) < 2:
             update = await c.until(lambda m: m["type"] == "update")
             updates[update["key"]] = update
@@ -122,7 +122,7 @@ async def test_bad_records_go_to_the_dlq_with_reasons_and_the_stream_goes_on(
     )
     await dlq.start()
     try:
-        records = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = time.monotonic() + 20
         while len(records) < len(bad) and time.monotonic() < deadline:
             for batch in (await dlq.getmany(timeout_ms=200)).values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -150,7 +151,7 @@ def test_dev_secret_is_never_readable_by_others_while_being_written(tmp_path, mo
     modes: list[int] = []
     write_text = Path.write_text
 
-    def spy(self: Path, *args: object, **kwargs: object) -> int:
+    def spy(self: Path, *args: Any, **kwargs: Any) -> int:
         written = write_text(self, *args, **kwargs)
         modes.append(stat.S_IMODE(self.stat().st_mode))
         return written

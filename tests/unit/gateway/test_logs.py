@@ -24,6 +24,15 @@ def monotonic(monkeypatch) -> FakeMonotonic:
     return fake
 
 
+class _Collect(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 SOURCES = ["gateway.marketdata.kafka", "gateway.marketdata.upstream"]
 
 
@@ -108,8 +117,7 @@ def test_connection_log_repeats_across_connections_are_throttled_as_one(monotoni
     records: list[logging.LogRecord] = []
     logger = logging.getLogger("gateway.ws.connection.test-throttle")
     logger.propagate = False
-    handler = logging.Handler()
-    handler.emit = records.append
+    handler = _Collect(records)
     handler.addFilter(throttle)
     logger.addHandler(handler)
     try:

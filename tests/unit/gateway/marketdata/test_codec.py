@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ TS_EVENT = 1_763_700_000_000_000_000
 TS_RECV = 1_763_700_000_000_500_000
 
 
-def decode(record: object, **kwargs: object) -> tuple[object, ...]:
+def decode(record: object, **kwargs: Any) -> tuple[object, ...]:
     return TickDecoder(INDEX).decode(record, TS_RECV, **kwargs)
 
 

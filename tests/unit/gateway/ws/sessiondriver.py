@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.ws.session import SessionOutput
+from gateway.ws.session import ClientSession, SessionOutput
 
 SYMBOLS = frozenset({"AAPL", "MSFT", "NVDA", "AMZN"})
 ACCOUNTS = frozenset({"ACC-1", "ACC-2", "ACC-3"})
@@ -13,7 +13,7 @@ ACCOUNTS = frozenset({"ACC-1", "ACC-2", "ACC-3"})
 T0_S = 1_700_000_000
 
 
-def send(session, message: object, now_ns: int) -> SessionOutput:
+def send(session: ClientSession, message: object, now_ns: int) -> SessionOutput:
     return session.receive(json.dumps(message).encode(), now_ns)
 
 

@@ -20,7 +20,8 @@ def update(key: str, seq: int) -> bytes:
 def frame_of(outbox: Outbox, ts_sent_ns: int = TS) -> list[dict[str, object]]:
     frame = outbox.take_frame(ts_sent_ns)
     assert frame is not None
-    return json.loads(frame)
+    messages: list[dict[str, object]] = json.loads(frame)
+    return messages
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,7 @@ def test_subscribe_with_last_seq_object_parses_recovery_for_every_key(new_sessio
     output = send(session, message, clock.now)
 
     (command,) = output.commands
+    assert isinstance(command, Subscribe)
     assert command.recovery == Recovery("e1", {"AAPL": 4, "MSFT": 0})
 
 
