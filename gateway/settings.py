@@ -272,9 +272,8 @@ class PortfolioSettings:
     accounts. ``rates`` gives the risk-free rate per currency for option
     pricing (``USD=0.04``); ``max_leverage`` sets buying power.
     ``max_loop_share`` bounds the share of the event loop that revaluation
-    on ticks may take: after a revaluation that took ``t``, the next waits
-    ``t x (1 - share) / share``, and the ticks of the meantime are revalued
-    together. Every day at ``day_roll_utc`` (``HH:MM``, UTC) the trading day
+    on ticks may take (the rule: docs/operations.md, "Revaluation and the
+    event loop"). Every day at ``day_roll_utc`` (``HH:MM``, UTC) the trading day
     rolls: current mids become the previous closes and today's opening
     quantities the current ones, so day P&L starts again from zero.
     """
