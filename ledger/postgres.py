@@ -110,7 +110,7 @@ class PostgresLedgerStore:
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=self._min, max_size=self._max, command_timeout=60
             )
-        except _UNAVAILABLE as e:
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as e:
             raise StoreUnavailable(f"postgres: {e}") from e
         await self._migrate()
 
