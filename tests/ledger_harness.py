@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,22 @@ from ledger.journal import (
 from ledger.money import cash_asset
 from ledger.postgres import PostgresLedgerStore
 from ledger.sqlite import SqliteLedgerStore
-from orders.types import AccountId
+from orders.commands import CancelOrder, SubmitOrder, SubmitPayment
+from orders.types import (
+    AccountId,
+    IdempotencyKey,
+    OrderType,
+    PaymentKind,
+    PrincipalId,
+    Side,
+    TimeInForce,
+    TraceId,
+    order_id_for,
+    payment_id_for,
+    transfer_id_for,
+)
+from pricing.instruments import InstrumentMaster, parse_instrument_csv
+from pricing.pricebook import PriceBook
 
 USD = cash_asset("USD")
 
@@ -130,3 +147,88 @@ def deposit_batch(
         )
     )
     return batch
+
+
+# --- commands and a priced book -------------------------------------------------------------
+
+PRINCIPAL = PrincipalId("svc-test")
+TRACE = TraceId("0" * 32)
+
+
+@cache
+def default_master() -> InstrumentMaster:
+    from pathlib import Path as _Path
+
+    import pricing
+
+    return parse_instrument_csv(
+        (_Path(pricing.__file__).parent / "data" / "instruments.csv").read_text()
+    )
+
+
+def priced_book(master: InstrumentMaster, quotes: dict[str, tuple[str, str]]) -> PriceBook:
+    """A PriceBook with the given (bid, ask) per symbol and nothing else."""
+    book = PriceBook(master.ref_price, stale_after_ns=10**18)
+    set_quotes(book, master, quotes)
+    return book
+
+
+def set_quotes(
+    book: PriceBook, master: InstrumentMaster, quotes: dict[str, tuple[str, str]]
+) -> list[int]:
+    changed = []
+    for symbol, (bid, ask) in quotes.items():
+        ix = master.ix(symbol)
+        book.bid[ix] = float(bid)
+        book.ask[ix] = float(ask)
+        changed.append(ix)
+    return changed
+
+
+def order(
+    key: str,
+    account: str,
+    symbol: str,
+    side: str,
+    quantity: str,
+    *,
+    limit: str | None = None,
+    tif: str = "day",
+    ts: int = 1,
+) -> SubmitOrder:
+    transfer_id = transfer_id_for(PRINCIPAL, IdempotencyKey(key))
+    return SubmitOrder(
+        transfer_id,
+        TRACE,
+        PRINCIPAL,
+        AccountId(account),
+        ts,
+        order_id_for(transfer_id),
+        symbol,
+        Side(side),
+        Decimal(quantity),
+        OrderType.LIMIT if limit else OrderType.MARKET,
+        None if limit is None else Decimal(limit),
+        TimeInForce(tif),
+    )
+
+
+def payment(key: str, account: str, kind: str, amount: str, currency: str = "USD") -> SubmitPayment:
+    transfer_id = transfer_id_for(PRINCIPAL, IdempotencyKey(key))
+    return SubmitPayment(
+        transfer_id,
+        TRACE,
+        PRINCIPAL,
+        AccountId(account),
+        1,
+        payment_id_for(transfer_id),
+        PaymentKind(kind),
+        Decimal(amount),
+        currency,
+    )
+
+
+def cancel(key: str, account: str, order_key: str) -> CancelOrder:
+    transfer_id = transfer_id_for(PRINCIPAL, IdempotencyKey(key))
+    target = transfer_id_for(PRINCIPAL, IdempotencyKey(order_key))
+    return CancelOrder(transfer_id, TRACE, PRINCIPAL, AccountId(account), 1, order_id_for(target))

@@ -1,8 +1,8 @@
 """Layering rules of the style guide (section 1), checked by walking imports with ``ast``.
 
 - Imports point left only: pricing <- portfolio <- orders <- ledger <- gateway.
-- Core modules (all of pricing/, portfolio/ except its store adapters, and
-  the gateway's client session) import no I/O or async framework and never
+- Core modules (all of pricing/, portfolio/ except its store adapters,
+  orders/ and ledger/ except their adapters, and the gateway's client session) import no I/O or async framework and never
   read the environment or the clock.
 - load_tests imports none of our packages.
 """
@@ -57,6 +57,18 @@ CORE_EXTRA_FILES = ("gateway/session.py",)
 PORTFOLIO_ADAPTERS = ("portfolio/redis.py", "portfolio/memory.py")
 # orders/ is core except its adapters, one module per technology (style guide 1).
 ORDERS_ADAPTER_MODULES = ("memory.py", "redis.py", "kafka.py")
+# ledger/ is core (journal, money, positions, venue, sagas, state, seeds) except its
+# adapters and the asyncio service around them.
+LEDGER_ADAPTER_MODULES = (
+    "postgres.py",
+    "sqlite.py",
+    "kafka.py",
+    "inbox.py",
+    "bank.py",
+    "relay.py",
+    "service.py",
+    "__main__.py",
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,8 @@ def is_core(path: str) -> bool:
         return path not in PORTFOLIO_ADAPTERS
     if path.startswith("orders/"):
         return path.rsplit("/", 1)[-1] not in ORDERS_ADAPTER_MODULES
+    if path.startswith("ledger/"):
+        return path.rsplit("/", 1)[-1] not in LEDGER_ADAPTER_MODULES
     return path.startswith("pricing/") or path in CORE_EXTRA_FILES
 
 
@@ -153,6 +167,8 @@ def report(violations: list[Violation]) -> str:
 def test_the_walk_finds_the_packages_and_the_core_session():
     files = source_files()
 
+    assert is_core("ledger/journal.py") and is_core("ledger/venue.py")
+    assert not is_core("ledger/postgres.py")
     assert any(f.startswith("pricing/") for f in files)
     assert any(f.startswith("gateway/") for f in files)
     assert "gateway/session.py" in files
