@@ -40,7 +40,8 @@ class LedgerKafkaSettings:
     group_id: str = "ledger"
     client_id: str = "tickgate-ledger"
     fetch_wait_ms: int = 20
-    request_timeout_ms: int = 5000
+    request_timeout_ms: int = 40_000
+    session_timeout_ms: int = 10_000
     enable_idempotence: bool = False
 
 
@@ -75,6 +76,7 @@ class KafkaCommandSource:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 request_timeout_ms=s.request_timeout_ms,
+                session_timeout_ms=s.session_timeout_ms,
             )
             try:
                 await consumer.start()

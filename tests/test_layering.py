@@ -2,8 +2,9 @@
 
 - Imports point left only: pricing <- portfolio <- orders <- ledger <- gateway.
 - Core modules (all of pricing/, portfolio/ except its store adapters,
-  orders/ and ledger/ except their adapters, and the gateway's client session) import no I/O or async framework and never
-  read the environment or the clock.
+  orders/ and ledger/ except their adapters, and the gateway's client
+  session) import no I/O or async framework and never read the
+  environment or the clock.
 - load_tests imports none of our packages.
 """
 
@@ -167,7 +168,8 @@ def report(violations: list[Violation]) -> str:
 def test_the_walk_finds_the_packages_and_the_core_session():
     files = source_files()
 
-    assert is_core("ledger/journal.py") and is_core("ledger/venue.py")
+    assert is_core("ledger/journal.py")
+    assert is_core("ledger/venue.py")
     assert not is_core("ledger/postgres.py")
     assert any(f.startswith("pricing/") for f in files)
     assert any(f.startswith("gateway/") for f in files)

@@ -72,7 +72,7 @@ async def _order_status(store, command, status):
 
 
 async def test_a_market_buy_fills_at_the_ask_and_pays_notional_and_fee(ledger):
-    service, bus, store, _, _ = ledger
+    _service, bus, store, _, _ = ledger
     buy = order("k1", ACC, "AAPL", "buy", "10")
 
     await bus.submit(buy)
@@ -164,7 +164,7 @@ async def test_a_command_for_an_unknown_account_is_dead_lettered(ledger):
 
 
 async def test_a_fill_event_carries_the_order_and_the_ledger_seq(ledger):
-    _, bus, store, _, events = ledger
+    _, bus, _store, _, events = ledger
     buy = order("k10", ACC, "AAPL", "buy", "3")
 
     await bus.submit(buy)
