@@ -31,8 +31,8 @@ class LedgerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it while it runs
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log)
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout_s
         line = b""

@@ -68,6 +68,7 @@ LEDGER_ADAPTER_MODULES = (
     "bank.py",
     "relay.py",
     "service.py",
+    "admin.py",
     "__main__.py",
 )
 
