@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 
+from ledger.accounts import load_accounts
+from ledger.admin import dlq_list, dlq_redrive
 from ledger.bank import BankSettings, SimulatedBank
 from ledger.inbox import InboxBus, InboxSource
 from ledger.money import cash_asset, instrument_asset
@@ -184,3 +186,43 @@ async def test_a_fill_event_carries_the_order_and_the_ledger_seq(ledger):
     )
     assert payload["fee"] == "0.03"
     assert event.ledger_seq > 0
+
+
+async def test_a_redriven_dead_letter_is_processed_once_its_account_exists(ledger):
+    service, bus, store, _, _ = ledger
+    deposit = payment("k11", "LATE", "deposit", "5.00")
+    await bus.submit(deposit)
+    [letter] = await wait_until(lambda: store.dead_letters(include_redriven=False, limit=10))
+    await service.seed([AccountRecord(AccountId("LATE"), "USD", 0, {"USD": 1.0})], ts_event=0)
+
+    redriven = await dlq_redrive(store, bus, [letter.dlq_id], actor="ops", now_ns=1)
+    record = await wait_until(lambda: store.get_payment(deposit.payment_id))
+
+    assert [d.dlq_id for d in redriven] == [letter.dlq_id]
+    assert record.status is PaymentStatus.SETTLED
+    assert await dlq_list(store) == []
+    clients = await store.load_clients([AccountId("LATE")])
+    assert clients[AccountId("LATE")].balances[USD].balance == 100 + 500
+
+
+async def test_load_accounts_gives_exact_cash_and_positions_with_the_last_seq(ledger):
+    _, bus, store, _, _ = ledger
+    buy = order("k12", ACC, "AAPL", "buy", "10")
+    await bus.submit(buy)
+    await wait_until(lambda: _order_status(store, buy, OrderStatus.FILLED))
+
+    snapshot = await load_accounts(store, default_master(), day_start_ns=0)
+
+    account = snapshot.accounts[ACC]
+    assert account.cash_minor == {"USD": 9_899_890}
+    position = account.positions["AAPL"]
+    assert (position.quantity, position.avg_cost, position.commission) == (
+        Decimal(10),
+        Decimal("100.10"),
+        Decimal("0.10"),
+    )
+    # Bought today (after day start 0): the day opened flat and traded 10 x 100.10.
+    assert (position.day_open_quantity, position.day_trade_value) == (0, Decimal("1001.00"))
+    assert account.version == snapshot.ledger_seq
+    record = account.to_record()
+    assert record.cash == {"USD": 98_998.90}
