@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -22,6 +23,7 @@ from ledger.money import cash_asset
 from ledger.postgres import PostgresLedgerStore
 from ledger.relay import ListenerSink
 from ledger.service import LedgerService, LedgerServiceSettings
+from ledger.venue import ExecutionSettings
 from orders.types import AccountId
 from portfolio.store import AccountRecord
 from tests.ledger_faults import LedgerProcess, consume_all, count, create_topics, produce
@@ -133,7 +135,9 @@ async def test_postgres_restarted_mid_run_loses_and_duplicates_nothing(tmp_path,
         master,
         priced_book(master, {"AAPL": ("272.49", "272.51")}),
         bank,
-        settings=LedgerServiceSettings(retry_backoff_max_ms=200),
+        settings=LedgerServiceSettings(
+            retry_backoff_max_ms=200, execution=ExecutionSettings(fee_per_unit=Decimal("0.01"))
+        ),
     )
     await service.start()
     accounts = [AccountId(f"ACC-{n:04d}") for n in range(1, 4)]
