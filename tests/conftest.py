@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -91,3 +92,36 @@ def redis_server(
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_bin() -> str:
+    bin_dir = servers.postgres_bin_dir()
+    initdb = None if bin_dir is None else f"{bin_dir}/initdb"
+    require_binary(initdb, "PostgreSQL (initdb)")
+    assert bin_dir is not None
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def shared_postgres(postgres_bin: str) -> Iterator[servers.PostgresServer]:
+    """One PostgreSQL cluster for the session; tests take fresh databases and never stop it."""
+    server = servers.PostgresServer(postgres_bin)
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def postgres_dsn(shared_postgres: servers.PostgresServer) -> str:
+    """A fresh, empty database on the shared cluster."""
+    return shared_postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def private_postgres(postgres_bin: str) -> Iterator[servers.PostgresServer]:
+    """A cluster of the test's own, which the test may stop and restart."""
+    server = servers.PostgresServer(postgres_bin)
+    server.start()
+    yield server
+    server.destroy()

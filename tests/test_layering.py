@@ -4,9 +4,9 @@
   neither orders/ nor ledger/ ever imports gateway/.
 - Core modules import no I/O or async framework and never read the
   environment or the clock. Core is all of pricing/; portfolio/, orders/ and
-  ledger/ except their adapters (one module per technology, named after it);
-  and the sans-I/O core of the /ws protocol: gateway/ws/ except its asyncio
-  shell.
+  ledger/ except their adapters (one module per technology, named after it)
+  and the ledger's asyncio shell; and the sans-I/O core of the /ws protocol:
+  gateway/ws/ except its asyncio shell.
 - load_tests imports none of our packages.
 """
 
@@ -64,6 +64,17 @@ WS_SHELL = ("gateway/ws/connection.py", "gateway/ws/hub.py", "gateway/ws/encodin
 # everything else in them is core.
 PACKAGES_WITH_ADAPTERS = ("portfolio/", "orders/", "ledger/")
 ADAPTER_MODULES = ("memory.py", "redis.py", "kafka.py", "postgres.py", "sqlite.py")
+# The ledger's asyncio shell around its core (journal, money, positions,
+# venue, sagas, state, seeds): the embedded inbox, the simulated bank, the
+# outbox relay, the service loop, the admin commands and the runner.
+LEDGER_SHELL = (
+    "ledger/inbox.py",
+    "ledger/bank.py",
+    "ledger/relay.py",
+    "ledger/service.py",
+    "ledger/admin.py",
+    "ledger/__main__.py",
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,8 @@ def source_files() -> list[str]:
 
 
 def is_core(path: str) -> bool:
+    if path in LEDGER_SHELL:
+        return False
     if path.startswith(PACKAGES_WITH_ADAPTERS):
         return path.rsplit("/", 1)[-1] not in ADAPTER_MODULES
     if path.startswith(WS_CORE_DIR):
@@ -161,6 +174,9 @@ def test_the_walk_finds_the_packages_and_the_ws_core_and_shell():
     files = source_files()
     ws_core = {f for f in files if f.startswith(WS_CORE_DIR) and is_core(f)}
 
+    assert is_core("ledger/journal.py")
+    assert is_core("ledger/venue.py")
+    assert not is_core("ledger/postgres.py")
     assert any(f.startswith("pricing/") for f in files)
     assert any(f.startswith("orders/") for f in files)
     assert set(WS_SHELL) <= set(files)

@@ -1,0 +1,87 @@
+"""The embedded command bus: the inbox table of the ledger's own store.
+
+``InboxBus.submit`` commits the command to the inbox and returns: it is
+durable when the API answers ``202``. The ledger service reads the inbox
+after the cursor its last batch committed, and commits the new cursor in
+the same transaction as the batch, so a command is processed exactly once
+whatever crashes. ``find_command`` answers the API's reconciliation
+question from the processed commands and the unread inbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import orjson
+
+from ledger.errors import StoreUnavailable
+from ledger.store import InboxMessage, LedgerStore
+from orders.commands import Command, command_from_wire, command_to_wire
+from orders.errors import BusUnavailable, CommandDecodeError
+from orders.types import TransferId
+
+__all__ = ["InboxBus", "InboxSource"]
+
+
+class InboxBus:
+    """``orders.bus.CommandBus`` and ``CommandLookup`` over the ledger store's inbox."""
+
+    def __init__(self, store: LedgerStore, now_ns: Callable[[], int]) -> None:
+        self._store = store
+        self._now_ns = now_ns
+
+    async def start(self) -> None:
+        """The store is started by its owner (the ledger service)."""
+
+    async def stop(self) -> None:
+        """Nothing is buffered: every submit committed already."""
+
+    async def submit(self, command: Command) -> None:
+        await self.submit_raw([orjson.dumps(command_to_wire(command)).decode()])
+
+    async def submit_raw(self, wires: Sequence[str]) -> None:
+        """Commit already-encoded commands (a redrive of dead letters)."""
+        try:
+            await self._store.inbox_append(wires, self._now_ns())
+        except StoreUnavailable as e:
+            raise BusUnavailable(f"the ledger inbox is unavailable: {e}") from e
+
+    async def find_command(self, transfer_id: TransferId) -> Command | None:
+        try:
+            wire = await self._store.find_command(transfer_id)
+        except StoreUnavailable as e:
+            raise BusUnavailable(f"the ledger inbox is unavailable: {e}") from e
+        if wire is None:
+            return None
+        try:
+            return command_from_wire(orjson.loads(wire))
+        except (orjson.JSONDecodeError, CommandDecodeError):
+            return None
+
+
+class InboxSource:
+    """The ledger service's command source over the inbox (the embedded default)."""
+
+    name = "inbox"
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def fetch(self, max_records: int) -> tuple[list[bytes], object] | None:
+        """The next messages after the committed cursor, and the cursor that covers them."""
+        messages: list[InboxMessage] = await self._store.inbox_read(max_records)
+        if not messages:
+            return None
+        return [m.wire.encode() for m in messages], messages[-1].inbox_id
+
+    def cursor(self, position: object) -> int | None:
+        """The inbox cursor the batch commits with its entries."""
+        assert isinstance(position, int)
+        return position
+
+    async def acknowledge(self, position: object) -> None:
+        """Nothing to do: the cursor was committed with the batch."""
