@@ -24,6 +24,7 @@ from ledger.postgres import PostgresLedgerStore
 from ledger.relay import ListenerSink
 from ledger.service import LedgerService, LedgerServiceSettings
 from ledger.venue import ExecutionSettings
+from orders.commands import Command
 from orders.types import AccountId
 from portfolio.store import AccountRecord
 from tests.ledger_faults import LedgerProcess, consume_all, count, create_topics, produce
@@ -38,7 +39,8 @@ AAPL_COST_CENTS = 27_252  # 272.51 + 0.01 fee
 
 def _workload(seed: int, n: int, accounts: int):
     rng = random.Random(seed)
-    commands, expected = [], Counter()
+    commands: list[Command] = []
+    expected: Counter[AccountId] = Counter()
     for k in range(n):
         account = AccountId(f"ACC-{rng.randint(1, accounts):04d}")
         if rng.random() < 0.5:

@@ -18,6 +18,7 @@ from ledger.inbox import InboxBus, InboxSource
 from ledger.money import cash_asset, instrument_asset
 from ledger.service import LedgerService, LedgerServiceSettings
 from ledger.sqlite import SqliteLedgerStore
+from ledger.store import OutboxEvent
 from ledger.venue import ExecutionSettings
 from orders.types import AccountId
 from orders.views import OrderStatus, PaymentStatus
@@ -55,7 +56,7 @@ async def ledger(tmp_path):
         ts_event=0,
     )
     bus = InboxBus(store, time.time_ns)
-    events = []
+    events: list[OutboxEvent] = []
     service.add_event_listener(events.extend)
     yield service, bus, store, book, events
     await service.stop()
@@ -222,7 +223,10 @@ async def test_load_accounts_gives_exact_cash_and_positions_with_the_last_seq(le
         Decimal("0.10"),
     )
     # Bought today (after day start 0): the day opened flat and traded 10 x 100.10.
-    assert (position.day_open_quantity, position.day_trade_value) == (0, Decimal("1001.00"))
+    assert (position.day_open_quantity, position.day_trade_value) == (
+        Decimal(0),
+        Decimal("1001.00"),
+    )
     assert account.version == snapshot.ledger_seq
     record = account.to_record()
     assert record.cash == {"USD": 98_998.90}
