@@ -139,7 +139,8 @@ async def test_claim_with_another_fingerprint_after_the_lease_expired_is_a_misma
     record = await store.get(TRANSFER, T0 + LEASE + 1)
 
     assert outcome == Mismatch()
-    assert record is not None and record.owner == "A"
+    assert record is not None
+    assert record.owner == "A"
 
 
 async def test_claim_after_completion_replays_the_stored_response_byte_for_byte(store) -> None:
