@@ -21,7 +21,7 @@ from orders.commands import Command
 from orders.entry import OrderEntry
 from orders.errors import BusUnavailable, InvalidCursor, StateUnavailable
 from orders.events import EntryEvent
-from orders.idempotency import IdempotencyStore
+from orders.idempotency import IdempotencyRecord, IdempotencyStore
 from orders.memory import MemoryIdempotencyStore
 from orders.ports import EntryPorts
 from orders.risk import AccountSnapshot, MarketQuote
@@ -313,3 +313,15 @@ def body_of(response: ApiResponse) -> dict[str, object]:
     value = json.loads(response.body)
     assert isinstance(value, dict)
     return value
+
+
+async def wait_for_record(
+    store: IdempotencyStore, transfer_id: TransferId, *, is_prepared: bool, max_steps: int = 100_000
+) -> IdempotencyRecord:
+    """Yield to the loop until the record exists (with its command if ``is_prepared``)."""
+    for _ in range(max_steps):
+        record = await store.get(transfer_id, T0)
+        if record is not None and (record.command is not None or not is_prepared):
+            return record
+        await asyncio.sleep(0)  # a yield, not a wait: another task runs
+    raise AssertionError(f"no record for {transfer_id} after {max_steps} loop steps")
