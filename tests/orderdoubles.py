@@ -17,6 +17,7 @@ from pathlib import Path
 
 from orders.answers import encode_json
 from orders.api import ApiRequest, ApiResponse, Caller, Unauthenticated
+from orders.bus import CommandBus, CommandLookup
 from orders.commands import Command
 from orders.entry import OrderEntry
 from orders.errors import BusUnavailable, InvalidCursor, StateUnavailable
@@ -185,10 +186,15 @@ def make_harness(
     store: IdempotencyStore | None = None,
     settings: EntrySettings | None = None,
     bus: RecordingBus | None = None,
-    lookup: object | None = None,
+    lookup: CommandLookup | None = None,
     owners: Iterable[str] | None = None,
+    real_bus: CommandBus | None = None,
 ) -> Harness:
-    """An OrderEntry with an ACC-1 holding USD 1,000,000 and AAPL quoted at 100."""
+    """An OrderEntry with an ACC-1 holding USD 1,000,000 and AAPL quoted at 100.
+
+    ``real_bus`` replaces the recording double as the entry's bus (the
+    double then only answers lookups, unless ``lookup`` is given).
+    """
     store = store or MemoryIdempotencyStore((settings or EntrySettings()).idempotency)
     bus = bus or RecordingBus()
     accounts = MemoryAccountView()
@@ -207,8 +213,8 @@ def make_harness(
         master(),
         EntryPorts(
             idempotency=store,
-            bus=bus,
-            lookup=lookup or bus,  # type: ignore[arg-type]
+            bus=real_bus or bus,
+            lookup=lookup or bus,
             orders=orders,
             accounts=accounts,
         ),
