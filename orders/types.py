@@ -25,6 +25,7 @@ __all__ = [
     "TimeInForce",
     "TraceId",
     "TransferId",
+    "cancel_transfer_id_for",
     "order_id_for",
     "payment_id_for",
     "transfer_id_for",
@@ -49,6 +50,8 @@ TraceId = NewType("TraceId", str)
 
 # A fixed namespace: transfer ids must be the same on every node and every version.
 _TRANSFER_NAMESPACE: Final = uuid.UUID("6b1c1f0e-4a53-5d6e-9a43-7469636b6761")
+# Cancels have a namespace of their own, so no (principal, key) can name a cancel's id.
+_CANCEL_NAMESPACE: Final = uuid.UUID("0d7c5e1a-2f44-5b8e-8c1d-63616e63656c")
 
 
 class Side(StrEnum):
@@ -89,3 +92,12 @@ def order_id_for(transfer_id: TransferId) -> OrderId:
 def payment_id_for(transfer_id: TransferId) -> PaymentId:
     """Return the payment id of the payment submitted as ``transfer_id``."""
     return PaymentId(f"pay_{transfer_id}")
+
+
+def cancel_transfer_id_for(order_id: OrderId) -> TransferId:
+    """Return the transfer id of cancelling ``order_id``: the same for every cancel of it.
+
+    Any principal's cancel of the order carries this id, so the ledger
+    applies it once however often it is sent (DELETE is idempotent).
+    """
+    return TransferId(str(uuid.uuid5(_CANCEL_NAMESPACE, order_id)))
