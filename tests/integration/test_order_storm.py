@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
+from orders.api import ApiResponse
 from orders.bus import CommandBus
 from orders.commands import Command, command_from_wire
 from orders.events import RecordNotCompleted
@@ -109,7 +110,7 @@ async def storm_rig(shared_redis, tansu) -> AsyncIterator[Rig]:
     await store.stop()
 
 
-def is_replay(response) -> bool:
+def is_replay(response: ApiResponse) -> bool:
     return response.header("idempotent-replayed") == "true"
 
 

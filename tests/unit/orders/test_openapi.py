@@ -1,13 +1,14 @@
 """The OpenAPI document: every route, every problem code, the very schemas that validate."""
 
 import json
+from typing import Any
 
 from orders.openapi import ORDER_SCHEMAS, openapi_document
 from orders.problems import PROBLEM_TYPES, Stage
 from orders.requests import ORDER_SCHEMA, PAYMENT_SCHEMA, TRADING_STATE_SCHEMA
 from orders.routes import ORDER_ROUTES, Parameter, RouteSpec, Success
 
-DOC = openapi_document(ORDER_ROUTES)
+DOC: Any = openapi_document(ORDER_ROUTES)  # a JSON document; tests walk it
 
 ISSUE_ROUTES = {
     ("post", "/v1/orders"),
@@ -112,7 +113,7 @@ def test_routes_can_be_added_to_the_document():
         problems=(),
     )
 
-    doc = openapi_document(
+    doc: Any = openapi_document(
         (*ORDER_ROUTES, extra), {**ORDER_SCHEMAS, "Balances": {"type": "object"}}
     )
 

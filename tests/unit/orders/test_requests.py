@@ -1,6 +1,7 @@
 """The request schemas and their validation: one test per problem code (and its field)."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -227,7 +228,7 @@ def test_a_trading_state_outside_the_set_is_invalid_value():
 
 
 def test_the_json_schema_is_closed_and_requires_what_validation_requires():
-    schema = ORDER_SCHEMA.json_schema()
+    schema: Any = ORDER_SCHEMA.json_schema()
 
     assert schema["additionalProperties"] is False
     assert schema["required"] == [
