@@ -53,7 +53,7 @@ import scipy.sparse as sp
 
 from portfolio.fx import FxTable
 from portfolio.positions import PositionBook, gather_slices
-from portfolio.types import Fill, Status
+from portfolio.types import CashMovement, Fill, Status
 from portfolio.valuation import (
     SUM_VECTORS,
     InstrumentMarks,
@@ -345,6 +345,13 @@ class PortfolioEngine:
         self._resum(accounts, s)
         rows = np.unique(np.array([p for _, p in applied], dtype=np.int64))
         return PortfolioChange(accounts, rows)
+
+    def apply_cash(self, movements: list[CashMovement]) -> PortfolioChange:
+        """Apply cash movements (replays are ignored); the accounts' totals change."""
+        applied = [n for m in movements if (n := self.book.apply_cash(m)) is not None]
+        return PortfolioChange(
+            np.unique(np.array(applied, dtype=np.int64)), np.empty(0, dtype=np.int64)
+        )
 
     # --- outputs --------------------------------------------------------------------
 

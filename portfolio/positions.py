@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from portfolio.errors import PortfolioError, UnknownAccount
-from portfolio.types import AccountId, Fill, PositionState
+from portfolio.types import AccountId, CashMovement, Fill, PositionState
 from pricing.types import F64Array1D, I64Array1D
 
 __all__ = ["FillOutcome", "PositionBook", "apply_fill", "gather_slices"]
@@ -329,6 +329,19 @@ class PositionBook:
         self._cash[n, commission_ccy] -= fill.commission
         self._version[n] = fill.ledger_seq
         return n, p
+
+    def apply_cash(self, movement: CashMovement) -> int | None:
+        """Apply a cash movement; return the account row, or None for a replay.
+
+        Like fills, a movement whose ``ledger_seq`` is not above the account's
+        version was applied already and changes nothing.
+        """
+        n = self.account_ix(movement.account)
+        if movement.ledger_seq <= self._version[n]:
+            return None
+        self._cash[n, self._currency(movement.currency)] += movement.amount
+        self._version[n] = movement.ledger_seq
+        return n
 
     def start_day(self) -> None:
         """Roll to a new day: today's opening quantities are the current ones."""

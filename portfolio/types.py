@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import NewType
 
-__all__ = ["AccountId", "Fill", "PositionState", "Status"]
+__all__ = ["AccountId", "CashMovement", "Fill", "PositionState", "Status"]
 
 AccountId = NewType("AccountId", str)
 
@@ -71,6 +71,24 @@ class Fill:
             raise ValueError(f"commission must be >= 0, was {self.commission}")
         if self.commission_fx <= 0:
             raise ValueError(f"commission_fx must be positive, was {self.commission_fx}")
+
+
+@dataclass(frozen=True, slots=True)
+class CashMovement:
+    """Cash into (positive ``amount``) or out of an account: a settled payment (an event).
+
+    ``ledger_seq`` is the ledger sequence of the movement, like a fill's.
+    """
+
+    account: AccountId
+    currency: str
+    amount: float
+    ledger_seq: int
+    ts_event: int = 0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.amount) or self.amount == 0:
+            raise ValueError(f"amount must be finite and non-zero, was {self.amount}")
 
 
 @dataclass(frozen=True, slots=True)

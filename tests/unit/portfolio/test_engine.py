@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portfolio.engine import TOTAL_FIELDS, PortfolioEngine
-from portfolio.types import AccountId, Fill, PositionState, Status
+from portfolio.types import AccountId, CashMovement, Fill, PositionState, Status
 from pricing.instruments import CURRENCIES
 from tests.reference.portfolio import (
     RefAccount,
@@ -357,3 +357,28 @@ def test_option_with_stale_underlying_is_stale() -> None:
     engine = engine_for([account], ALL_MIDS, stale=frozenset({AAA}))
 
     assert flags_of(engine) == (Status.STALE, 0, 1)
+
+
+def test_a_settled_deposit_in_a_foreign_currency_moves_cash_and_equity_at_its_rate():
+    engine = engine_for([RefAccount(base="USD", cash={"USD": 1000.0}, positions=())], ALL_MIDS)
+    before = totals_of(engine)
+
+    change = engine.apply_cash([CashMovement(AccountId("ACC-0"), "EUR", 500.0, ledger_seq=1)])
+
+    after = totals_of(engine)
+    assert change.accounts.tolist() == [0]
+    assert change.positions.size == 0
+    # 500 EUR at EURUSD 1.2 is 600 USD of cash, and of equity.
+    assert after["cash"] == pytest.approx(before["cash"] + 600.0)
+    assert after["equity"] == pytest.approx(before["equity"] + 600.0)
+
+
+def test_a_replayed_cash_movement_changes_no_account():
+    engine = engine_for([RefAccount(base="USD", cash={"USD": 1000.0}, positions=())], ALL_MIDS)
+    movement = CashMovement(AccountId("ACC-0"), "USD", -100.0, ledger_seq=3)
+    engine.apply_cash([movement])
+
+    change = engine.apply_cash([movement])
+
+    assert change.accounts.size == 0
+    assert totals_of(engine)["cash"] == pytest.approx(900.0)

@@ -13,7 +13,7 @@ import pytest
 
 from portfolio.errors import PortfolioError
 from portfolio.positions import PositionBook
-from portfolio.types import AccountId, Fill, PositionState
+from portfolio.types import AccountId, CashMovement, Fill, PositionState
 
 CURRENCIES = ("USD", "EUR", "GBP", "JPY")
 USD, EUR = 0, 1
@@ -299,3 +299,51 @@ def test_fill_with_invalid_values_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="must be"):
         Fill(ACCOUNT, STOCK, quantity, price, 1, commission=commission)
+
+
+# --- cash movements (settled payments) -------------------------------------------------
+
+
+def test_a_deposit_adds_cash_in_its_currency_and_moves_the_version() -> None:
+    book = new_book()
+
+    row = book.apply_cash(CashMovement(ACCOUNT, "EUR", 2500.0, ledger_seq=4))
+
+    assert row == book.account_ix(ACCOUNT)
+    assert (cash(book, EUR), cash(book, USD)) == (2500.0, 0.0)
+    assert book.version[row] == 4
+
+
+def test_a_withdrawal_takes_cash_out() -> None:
+    book = new_book()
+    book.apply_cash(CashMovement(ACCOUNT, "USD", 1000.0, ledger_seq=1))
+
+    book.apply_cash(CashMovement(ACCOUNT, "USD", -250.5, ledger_seq=2))
+
+    assert cash(book, USD) == 749.5
+
+
+def test_a_cash_movement_at_or_below_the_version_is_a_replay() -> None:
+    book = new_book()
+    trader = Trader(book)
+    trader.fill(STOCK, 10, 5.0)  # version 1, cash -50
+
+    replay = book.apply_cash(CashMovement(ACCOUNT, "USD", 100.0, ledger_seq=1))
+
+    assert replay is None
+    assert cash(book, USD) == -50.0
+
+
+def test_a_cash_movement_in_an_unknown_currency_changes_nothing() -> None:
+    book = new_book()
+
+    with pytest.raises(PortfolioError, match="CHF"):
+        book.apply_cash(CashMovement(ACCOUNT, "CHF", 1.0, ledger_seq=1))
+
+    assert book.version[book.account_ix(ACCOUNT)] == 0
+
+
+@pytest.mark.parametrize("amount", [0.0, float("nan"), float("inf")])
+def test_a_cash_movement_must_move_a_finite_amount(amount: float) -> None:
+    with pytest.raises(ValueError, match="amount"):
+        CashMovement(ACCOUNT, "USD", amount, ledger_seq=1)
