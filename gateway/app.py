@@ -38,6 +38,7 @@ from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.trading.runtime import Trading
 from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
 from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
 from portfolio.demo import demo_records
@@ -118,9 +119,8 @@ async def _open_accounts(gateway: Gateway, truth: dict[AccountId, AccountRecord]
     return Accounts(positions, engine, channel, pacer, worker, cache)
 
 
-def _truth(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
-    # Until the ledger exists, account state comes from the positions file or
-    # the seeded demo accounts.
+def _seeds(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
+    # What an empty ledger is seeded with: the positions file, or the demo accounts.
     p = settings.portfolio
     if p.positions_file is not None:
         records = load_positions_file(p.positions_file)
@@ -207,7 +207,8 @@ def build_gateway(
     pipeline = MarketDataPipeline(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )
-    truth = _truth(settings, master)
+    seeds = _seeds(settings, master)
+    trading = Trading.build(settings, master, book, clock=clock, metrics=metrics, epoch=epoch)
     gateway = Gateway(
         settings=settings,
         master=master,
@@ -221,7 +222,9 @@ def build_gateway(
         clock=clock,
         epoch=epoch,
         store=_build_store(settings),
-        open_accounts=lambda: _open_accounts(gateway, truth),
+        trading=trading,
+        seeds=lambda: seeds,
+        open_accounts=lambda truth: _open_accounts(gateway, truth),
         loop_monitor=LoopMonitor(metrics),
     )
     return gateway

@@ -38,6 +38,13 @@ class Counters:
     ws_errors: Counter[str] = field(default_factory=Counter)
     ws_closes: Counter[str] = field(default_factory=Counter)
     slow_consumer_closes: int = 0
+    ledger_events: int = 0
+    ledger_events_duplicate: int = 0
+    orders_requests: Counter[str] = field(default_factory=Counter)
+    orders_idempotent_replays: Counter[str] = field(default_factory=Counter)
+    orders_idempotency_conflicts: Counter[str] = field(default_factory=Counter)
+    orders_reconciliations: Counter[str] = field(default_factory=Counter)
+    orders_submit_failures: int = 0
 
 
 _HELP = {
@@ -57,6 +64,13 @@ _HELP = {
     "ws_errors": "Protocol error messages sent, by code.",
     "ws_closes": "Connections closed by the server, by close code.",
     "slow_consumer_closes": "Connections closed as slow consumers.",
+    "ledger_events": "Ledger events applied to the accounts and the orders channel.",
+    "ledger_events_duplicate": "Ledger events dropped as already seen.",
+    "orders_requests": "Order API answers, by HTTP status.",
+    "orders_idempotent_replays": "Order API requests answered from an idempotency record.",
+    "orders_idempotency_conflicts": "Idempotency keys refused as reused or in progress, by code.",
+    "orders_reconciliations": "Expired idempotency leases reconciled with the ledger, by outcome.",
+    "orders_submit_failures": "Commands the command bus could not make durable (503 answers).",
 }
 _LABEL = {
     "ticks_rejected": "reason",
@@ -64,6 +78,10 @@ _LABEL = {
     "dead_letters": "reason",
     "ws_errors": "code",
     "ws_closes": "code",
+    "orders_requests": "status",
+    "orders_idempotent_replays": "operation",
+    "orders_idempotency_conflicts": "code",
+    "orders_reconciliations": "outcome",
 }
 
 

@@ -24,10 +24,13 @@ from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.source import MarketDataSource
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.trading.runtime import Trading
 from gateway.ws import closecodes
+from gateway.ws.channelspecs import OrdersChannelSpec
 from gateway.ws.hub import ConnectionHub
 from portfolio.errors import StoreUnavailable
-from portfolio.store import PositionStore
+from portfolio.store import AccountRecord, PositionStore
+from portfolio.types import AccountId
 from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
 
@@ -42,8 +45,10 @@ _RESTART_DELAY_S = 1.0
 class Gateway:
     """The running service: its parts and the tasks that drive them.
 
-    ``open_accounts`` assembles the accounts once the position store has
-    started (its warm start decides where each account starts from).
+    ``open_accounts`` assembles the accounts from the ledger's records once
+    the position store has started (its warm start decides where each account
+    starts from); ``seeds`` are the accounts an empty embedded ledger is
+    seeded with (the positions file or the demo accounts).
     """
 
     settings: Settings
@@ -58,7 +63,9 @@ class Gateway:
     clock: Clock
     epoch: str
     store: PositionStore
-    open_accounts: Callable[[], Awaitable[Accounts]]
+    trading: Trading
+    seeds: Callable[[], dict[AccountId, AccountRecord]]
+    open_accounts: Callable[[dict[AccountId, AccountRecord]], Awaitable[Accounts]]
     loop_monitor: LoopMonitor
     accounts: Accounts | None = None
     is_ready: bool = False
@@ -71,14 +78,25 @@ class Gateway:
         )
         await self.source.start()
         await self.store.start()
-        accounts = self.accounts = await self.open_accounts()
+        trading = self.trading
+        await trading.open(self.seeds)
+        accounts = self.accounts = await self.open_accounts(await trading.load_accounts())
+        await trading.attach(accounts)
+        self.hub.register_channel(
+            trading.channel, OrdersChannelSpec(set(accounts.positions.accounts))
+        )
+        self.pipeline.add_listener(trading)
+        await trading.start()
+        run_events = trading.run_events()
+        if run_events is not None:
+            self._spawn("ledger-events", run_events)
         self._spawn("pipeline", self.pipeline.run)
         self._spawn("staleness", self.pipeline.run_staleness)
         self._spawn("sweeper", self.hub.run_sweeper)
         self._spawn("risk", accounts.risk.run)
         self._spawn("position-cache", accounts.cache.run)
         day_roll = self.settings.portfolio.day_roll_minute()
-        self._spawn("day-roll", lambda: run_day_rolls(day_roll, accounts.roll_day, self.clock))
+        self._spawn("day-roll", lambda: run_day_rolls(day_roll, self._roll_day, self.clock))
         self._spawn("loop-monitor", self.loop_monitor.run)
         self.is_ready = True
         logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
@@ -93,6 +111,7 @@ class Gateway:
         self._tasks.clear()
         if self.accounts is not None:
             self.accounts.pacer.close()
+        await self.trading.stop()
         await self.source.stop()
         if self.accounts is not None:
             try:
@@ -101,6 +120,12 @@ class Gateway:
                 logger.warning("positions not written to the cache at shutdown: %s", e)
         await self.store.stop()
         logger.info("tickgate stopped")
+
+    def _roll_day(self, now_ns: int) -> None:
+        # The accounts roll their day; the ledger expires what rests for the day.
+        if self.accounts is not None:
+            self.accounts.roll_day(now_ns)
+        self.trading.roll_day()
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         self._tasks.append(asyncio.create_task(_supervise(name, run), name=f"tickgate-{name}"))

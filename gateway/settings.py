@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -19,10 +20,13 @@ from gateway.environment import Secret
 from gateway.errors import SettingsError
 
 __all__ = [
+    "ApiSettings",
     "AuthSettings",
     "FanoutSettings",
     "FeedSettings",
     "KafkaSettings",
+    "LedgerSettings",
+    "OrdersSettings",
     "PortfolioSettings",
     "PositionCacheSettings",
     "RedisSettings",
@@ -414,6 +418,234 @@ class PositionCacheSettings:
         _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
 
 
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The order API's own listener (docs/api.md).
+
+    ``tickgate run`` serves it beside ``/ws`` unless ``enabled`` is false;
+    ``tickgate api`` serves it alone. ``max_body_bytes`` bounds a request
+    body (413 beyond it, read no further).
+    """
+
+    env_section: ClassVar[str] = "API"
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_body_bytes: int = 16_384
+    retry_after_s: int = 1
+    recent_commands_max: int = 10_000
+    list_limit_default: int = 50
+    list_limit_max: int = 200
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")
+        _positive(
+            self,
+            "max_body_bytes",
+            "retry_after_s",
+            "recent_commands_max",
+            "list_limit_default",
+            "list_limit_max",
+        )
+        _ordered(self, "list_limit_default", "list_limit_max")
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersSettings:
+    """Order entry: idempotency, pre-trade limits, the command bus and the ``orders`` channel.
+
+    ``idempotency_store`` is ``memory`` (the embedded default) or ``redis``
+    (``TICKGATE_REDIS_URL``). ``bus`` is ``inbox`` (the embedded ledger's
+    inbox) or ``kafka`` (``TICKGATE_KAFKA_BOOTSTRAP``). Money limits are
+    decimal strings: ``max_order_notional`` as ``CCY:AMOUNT`` items,
+    ``position_limits`` as ``SYMBOL:QUANTITY`` items. ``channel_history``
+    is how many events per account the ``orders`` channel keeps to replay
+    on recovery.
+    """
+
+    env_section: ClassVar[str] = "ORDERS"
+    idempotency_store: Literal["memory", "redis"] = "memory"
+    lease_ms: int = 15_000
+    retention_s: int = 86_400
+    in_progress_retry_after_s: int = 1
+    memory_max_records: int = 200_000
+    price_band_bps: int = 1_000
+    max_order_notional: tuple[str, ...] = (
+        "USD:1000000",
+        "EUR:1000000",
+        "GBP:1000000",
+        "JPY:150000000",
+    )
+    max_position_quantity: int = 1_000_000
+    position_limits: tuple[str, ...] = ()
+    submit_rate_per_s: int = 100
+    submit_burst: int = 100
+    max_rate_tracked_accounts: int = 100_000
+    reservation_ttl_s: int = 300
+    blocked_symbols: tuple[str, ...] = ()
+    bus: Literal["inbox", "kafka"] = "inbox"
+    kafka_topic: str = "orders.submitted"
+    kafka_client_id: str = "tickgate-orders"
+    kafka_enable_idempotence: bool = False
+    kafka_send_timeout_ms: int = 5_000
+    kafka_request_timeout_ms: int = 5_000
+    kafka_linger_ms: int = 0
+    events_topic: str = "orders.events"
+    events_group_id: str = "tickgate-gateway-events"
+    channel_history: int = 1_000
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "lease_ms",
+            "retention_s",
+            "in_progress_retry_after_s",
+            "memory_max_records",
+            "price_band_bps",
+            "max_position_quantity",
+            "submit_rate_per_s",
+            "submit_burst",
+            "max_rate_tracked_accounts",
+            "reservation_ttl_s",
+            "kafka_send_timeout_ms",
+            "kafka_request_timeout_ms",
+            "channel_history",
+        )
+        _check(self.kafka_linger_ms >= 0, "kafka_linger_ms", "must be >= 0")
+        _check(
+            self.lease_ms < self.retention_s * 1000,
+            "lease_ms",
+            f"must be shorter than retention_s, was {self.lease_ms} ms",
+        )
+        _check(
+            self.lease_ms > self.kafka_send_timeout_ms,
+            "lease_ms",
+            f"must exceed kafka_send_timeout_ms ({self.kafka_send_timeout_ms}), "
+            f"was {self.lease_ms}",
+        )
+        self.notional_limits()
+        self.quantity_limits()
+
+    def notional_limits(self) -> dict[str, Decimal]:
+        """``max_order_notional`` as a mapping; raises ``SettingsError``."""
+        return _decimal_items(self.max_order_notional, "max_order_notional", "USD:1000000")
+
+    def quantity_limits(self) -> dict[str, Decimal]:
+        """``position_limits`` as a mapping; raises ``SettingsError``."""
+        return _decimal_items(self.position_limits, "position_limits", "AAPL:5000")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """The ledger: its store, its service and the simulated venue and bank (docs/ledger.md).
+
+    ``url`` names the store: unset, the SQLite file ``ledger.db`` under the
+    data dir; ``sqlite:///PATH``; or ``postgresql://...``. ``embedded``
+    runs the ledger service inside ``tickgate run`` and ``tickgate api``;
+    set it false when a separate ``tickgate ledger run`` consumes the
+    commands (then the bus must be Kafka). Fees are decimal strings in the
+    instrument's currency; ``max_fill_lots`` 0 means no liquidity cap.
+    """
+
+    env_section: ClassVar[str] = "LEDGER"
+    url: Secret | None = None
+    embedded: bool = True
+    batch_max_commands: int = 1_000
+    idle_poll_ms: int = 5
+    relay_batch_size: int = 1_000
+    relay_interval_ms: int = 200
+    rail_poll_interval_ms: int = 100
+    rail_timeout_ms: int = 2_000
+    retry_backoff_initial_ms: int = 50
+    retry_backoff_max_ms: int = 2_000
+    partition_months_ahead: int = 2
+    slippage_bps: str = "0"
+    fee_per_unit: str = "0"
+    fee_bps: str = "0"
+    max_fill_lots: int = 0
+    market_collar_bps: str = "500"
+    allow_short_sales: bool = True
+    rail_latency_ms: float = 0.0
+    rail_failure_rate: float = 0.0
+    rail_lost_reply_rate: float = 0.0
+    rail_settle_after_ms: float = 50.0
+    group_id: str = "ledger"
+    dlq_topic: str = "orders.dlq"
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "batch_max_commands",
+            "idle_poll_ms",
+            "relay_batch_size",
+            "relay_interval_ms",
+            "rail_poll_interval_ms",
+            "rail_timeout_ms",
+            "retry_backoff_initial_ms",
+            "retry_backoff_max_ms",
+        )
+        _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
+        _check(self.partition_months_ahead >= 0, "partition_months_ahead", "must be >= 0")
+        _check(self.max_fill_lots >= 0, "max_fill_lots", "must be >= 0 (0: no cap)")
+        for name in ("slippage_bps", "fee_per_unit", "fee_bps", "market_collar_bps"):
+            _decimal_at_least_zero(self, name)
+        for name in ("rail_failure_rate", "rail_lost_reply_rate"):
+            value = getattr(self, name)
+            _check(0 <= value <= 1, name, f"must be within [0, 1], was {value}")
+        for name in ("rail_latency_ms", "rail_settle_after_ms"):
+            _check(getattr(self, name) >= 0, name, f"must be >= 0, was {getattr(self, name)}")
+        if self.url is not None:
+            url = self.url.reveal()
+            _check(
+                url.startswith(("postgresql://", "postgres://", "sqlite:///")),
+                "url",
+                "must start with postgresql://, postgres:// or sqlite:///",
+            )
+
+    def decimal(self, name: str) -> Decimal:
+        """The decimal-string setting ``name`` as a ``Decimal``."""
+        return Decimal(getattr(self, name))
+
+    def store_location(self, data_dir: Path) -> str:
+        """The PostgreSQL DSN, or the path of the SQLite file (the default under ``data_dir``)."""
+        if self.url is None:
+            return str(data_dir / "ledger.db")
+        url = self.url.reveal()
+        if url.startswith("sqlite:///"):
+            return url.removeprefix("sqlite://")
+        return url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url is not None and self.url.reveal().startswith(("postgresql:", "postgres:"))
+
+
+def _decimal_items(items: tuple[str, ...], name: str, example: str) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for item in items:
+        key, _, text = item.partition(":")
+        try:
+            value = Decimal(text.strip())
+        except InvalidOperation:
+            value = Decimal("NaN")
+        _check(
+            bool(key.strip()) and value.is_finite() and value > 0,
+            name,
+            f"items must look like {example} with a positive amount, was {item!r}",
+        )
+        out[key.strip()] = value
+    return out
+
+
+def _decimal_at_least_zero(settings: object, name: str) -> None:
+    text = getattr(settings, name)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    _check(value.is_finite() and value >= 0, name, f"must be a decimal >= 0, was {text!r}")
+
+
 def default_data_dir(environ: Mapping[str, str]) -> Path:
     """Return ``$XDG_DATA_HOME/tickgate``, or ``~/.local/share/tickgate``."""
     base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local/share")
@@ -447,6 +679,9 @@ class Settings:
     risk: RiskSettings = field(default_factory=RiskSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     position_cache: PositionCacheSettings = field(default_factory=PositionCacheSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    orders: OrdersSettings = field(default_factory=OrdersSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")
@@ -456,6 +691,30 @@ class Settings:
                 self.kafka.bootstrap is not None,
                 "kafka_bootstrap",
                 "must be set when feed_source is kafka",
+            )
+        if self.orders.bus == "kafka" or not self.ledger.embedded:
+            _check(
+                self.kafka.bootstrap is not None,
+                "kafka_bootstrap",
+                "must be set when orders_bus is kafka or the ledger is not embedded",
+            )
+        if not self.ledger.embedded:
+            _check(
+                self.orders.bus == "kafka",
+                "orders_bus",
+                "must be kafka when the ledger is not embedded (ledger_embedded is false)",
+            )
+        if self.orders.idempotency_store == "redis":
+            _check(
+                self.redis.url is not None,
+                "redis_url",
+                "must be set when orders_idempotency_store is redis",
+            )
+        if self.api.enabled and self.api.port != 0:
+            _check(
+                self.api.port != self.port or self.api.host != self.host,
+                "api_port",
+                f"must differ from the WebSocket listener's port ({self.port})",
             )
         if self.feed.source == "upstream":
             _check(

@@ -204,6 +204,7 @@ STATE_UNAVAILABLE: Final = _pre(
 # --- reads ---------------------------------------------------------------------------------
 ORDER_NOT_FOUND: Final = _pre("order_not_found", 404, "No such order")
 PAYMENT_NOT_FOUND: Final = _pre("payment_not_found", 404, "No such payment")
+ACCOUNT_NOT_FOUND: Final = _pre("account_not_found", 404, "No such account in the ledger")
 QUERY_PARAM_MISSING: Final = _pre("query_param_missing", 400, "A query parameter is required")
 QUERY_PARAM_INVALID: Final = _pre("query_param_invalid", 400, "A query parameter is malformed")
 

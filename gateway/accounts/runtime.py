@@ -1,7 +1,7 @@
 """The accounts of a running gateway: the engine and what keeps it current.
 
 Ticks reach the engine through the revaluation pacer, time through the risk
-cadence, and fills and the day roll through ``Accounts``, which pushes what
+cadence, and fills, payments and the day roll through ``Accounts``, which pushes what
 they changed to the ``portfolio`` channel and marks it for the position
 cache.
 """
@@ -18,7 +18,7 @@ from gateway.channels.pacing import RevaluationPacer
 from gateway.channels.portfolio import PortfolioChannel
 from portfolio.engine import PortfolioChange, PortfolioEngine
 from portfolio.positions import PositionBook
-from portfolio.types import Fill
+from portfolio.types import CashMovement, Fill
 
 __all__ = ["Accounts"]
 
@@ -37,6 +37,14 @@ class Accounts:
     def apply_fills(self, fills: list[Fill], now_ns: int) -> PortfolioChange:
         """Apply fills, push the changed accounts, and mark them for the position cache."""
         change = self.engine.apply_fills(fills)
+        self.channel.publish(change, now_ns)
+        accounts = self.positions.accounts
+        self.cache.mark_dirty([accounts[a] for a in change.accounts.tolist()])
+        return change
+
+    def apply_cash(self, movements: list[CashMovement], now_ns: int) -> PortfolioChange:
+        """Apply settled payments, push the changed accounts' totals, mark them for the cache."""
+        change = self.engine.apply_cash(movements)
         self.channel.publish(change, now_ns)
         accounts = self.positions.accounts
         self.cache.mark_dirty([accounts[a] for a in change.accounts.tolist()])

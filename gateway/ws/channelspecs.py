@@ -12,10 +12,18 @@ from typing import Final
 from gateway.auth import Principal
 from gateway.errors import ProtocolError
 
-__all__ = ["PORTFOLIO", "QUOTES", "PortfolioChannelSpec", "QuotesChannelSpec"]
+__all__ = [
+    "ORDERS",
+    "PORTFOLIO",
+    "QUOTES",
+    "OrdersChannelSpec",
+    "PortfolioChannelSpec",
+    "QuotesChannelSpec",
+]
 
 QUOTES: Final = "quotes"
 PORTFOLIO: Final = "portfolio"
+ORDERS: Final = "orders"
 _SHOWN_UNKNOWN: Final = 20
 _MAX_SYMBOL_CHARS: Final = 64
 
@@ -103,3 +111,9 @@ class PortfolioChannelSpec:
                 f"{len(unknown)} account(s) have no positions here",
                 extra={"accounts": [k[:_MAX_SYMBOL_CHARS] for k in unknown[:_SHOWN_UNKNOWN]]},
             )
+
+
+class OrdersChannelSpec(PortfolioChannelSpec):
+    """``orders``: keys are account ids, read with the same rights as ``portfolio``."""
+
+    name = ORDERS

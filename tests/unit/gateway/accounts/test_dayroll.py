@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from gateway.accounts.dayroll import seconds_until_utc
+from gateway.accounts.dayroll import day_start_ns, seconds_until_utc
 from tests.builders import NS
 
 
@@ -27,3 +27,15 @@ def at(hour: int, minute: int, second: float = 0.0) -> int:
 )
 def test_seconds_until_the_next_roll(now: int, roll_minute: int, expected_s: float) -> None:
     assert seconds_until_utc(roll_minute, now) == pytest.approx(expected_s, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("now", "roll_minute", "expected"),
+    [
+        (at(23, 0), 22 * 60, at(22, 0)),  # rolled an hour ago
+        (at(21, 0), 22 * 60, at(22, 0) - 86_400 * NS),  # not yet today: yesterday's roll
+        (at(22, 0), 22 * 60, at(22, 0)),  # exactly at the roll: it starts now
+    ],
+)
+def test_the_day_started_at_the_last_roll(now: int, roll_minute: int, expected: int) -> None:
+    assert day_start_ns(roll_minute, now) == expected
