@@ -153,6 +153,20 @@ class InstrumentMarks:
         other.status = self.status.copy()
         return other
 
+    def moved_since(self, before: InstrumentMarks) -> I64Array1D:
+        """Instruments whose mark, underlying price, greeks or status differ from ``before``.
+
+        Returns
+        -------
+        ndarray, shape (I,), int64
+            Sorted rows; NaN equals NaN (an instrument without a price stays unpriced).
+        """
+        moved = self.status != before.status
+        for name in ("mark", "underlying_price", "delta", "gamma", "vega", "theta", "rho"):
+            now, then = getattr(self, name), getattr(before, name)
+            moved |= (now != then) & ~(np.isnan(now) & np.isnan(then))
+        return np.flatnonzero(moved).astype(np.int64)
+
     def update(
         self,
         terms: InstrumentTerms,
