@@ -41,6 +41,9 @@ squared return for options), and the loss at the ``1 - c`` quantile
 NaN policy: exposures must be finite (callers leave unpriced positions
 out); a model with fewer than ``min_samples`` samples is not ready and its
 VaR is NaN.
+
+Every kernel leaves its inputs unchanged; the arrays of ``Exposures`` are
+read-only.
 """
 
 from __future__ import annotations
@@ -244,12 +247,20 @@ class Exposures:
         summed.sum_duplicates()  # canonical: one entry per pair, columns sorted
         rows = np.repeat(np.arange(size_a, dtype=np.int64), np.diff(summed.indptr))
         return cls(
-            rows,
-            summed.indices.astype(np.int64),
-            np.ascontiguousarray(summed.data.real),
-            np.ascontiguousarray(summed.data.imag),
+            _frozen(rows),
+            _frozen(summed.indices.astype(np.int64)),
+            _frozen(np.ascontiguousarray(summed.data.real)),
+            _frozen(np.ascontiguousarray(summed.data.imag)),
             size_a,
         )
+
+
+def _frozen(array: np.ndarray[tuple[int], np.dtype[np.generic]]) -> np.ndarray:
+    # Snapshots are shared by the kernels of a run: a kernel that writes into
+    # one (a sparse matrix built over it and compacted in place) fails
+    # loudly instead of changing what the next kernel sees.
+    array.flags.writeable = False
+    return array
 
 
 def parametric_var(
@@ -313,9 +324,11 @@ def historical_var(
     returns = np.ascontiguousarray(scenarios.T) * return_scale  # (U, S)
     squared = 0.5 * 100.0 * returns * returns
     # Entries are sorted by account (``aggregate``), so rows are contiguous runs.
+    # The matrices get their own arrays (copy=True): scipy shares the ones it
+    # is given, and the gamma matrix drops its explicit zeros in place.
     indptr = np.concatenate(([0], np.cumsum(np.bincount(exposures.account, minlength=a))))
-    value = sp.csr_matrix((exposures.value, exposures.series, indptr), shape=(a, u))
-    gamma = sp.csr_matrix((exposures.gamma, exposures.series, indptr), shape=(a, u))
+    value = sp.csr_matrix((exposures.value, exposures.series, indptr), shape=(a, u), copy=True)
+    gamma = sp.csr_matrix((exposures.gamma, exposures.series, indptr), shape=(a, u), copy=True)
     gamma.eliminate_zeros()
     levels = [1.0 - c for c in confidences]
     out = np.empty((a, len(confidences)))
