@@ -19,6 +19,14 @@ Volatility and drift are annualised over a trading year of
 ``TRADING_SECONDS_PER_YEAR`` (252 days x 6.5 hours).
 
 Options are not simulated: their prices derive from the underlying.
+
+FX crosses (pairs without a USD leg, EURGBP) are not simulated on their own
+either when the master lists both of their legs against USD: their log mid
+is the difference of the legs' USD values (``ln EURGBP = ln EURUSD -
+ln GBPUSD``, ``ln EURJPY = ln EURUSD + ln USDJPY``), so the rates the
+simulator quotes are triangularly consistent by construction, and agree with
+the conversions through USD that valuation uses. A cross's own ``volatility``
+is then unused: its moves are its legs'.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import numpy as np
 
 from pricing.instruments import InstrumentMaster, InstrumentType
 from pricing.pricebook import TickBatch
-from pricing.types import F64Array1D, I64Array1D
+from pricing.types import F64Array1D, F64Array2D, I64Array1D
 
 __all__ = ["CALM", "TRADING_SECONDS_PER_YEAR", "MarketModel", "ModelParams", "Regime"]
 
@@ -113,6 +121,8 @@ class MarketModel:
         is_equity = master.mask_of(InstrumentType.EQUITY)[k]
         self.mu = np.where(is_equity, params.equity_drift, 0.0)
         self._log_mid = np.log(master.ref_price[k])
+        self._cross, self._legs, self._leg_signs = _fx_crosses(master, k)
+        self._derive_crosses(self._log_mid)
         weight = master.weight[k]
         # Picking by weight: uniforms looked up in the cumulative weights (a
         # draw costs log M, where choice(p=...) rebuilds the table each call).
@@ -179,6 +189,13 @@ class MarketModel:
         shock = a_m * z_market + a_s * z_sector[self.sector_of] + a_e * z_own
         sigma = self.sigma * self.regime.vol_multiplier
         self._log_mid += (self.mu - 0.5 * sigma**2) * dt + sigma * np.sqrt(dt) * shock
+        self._derive_crosses(self._log_mid)
+
+    def _derive_crosses(self, log_values: F64Array1D) -> None:
+        # In place, over the last axis (K): each cross from its two legs.
+        if self._cross.size:
+            legs = log_values[..., self._legs]  # (..., X, 2)
+            log_values[..., self._cross] = (legs * self._leg_signs).sum(axis=-1)
 
     def _emit(self, ts_ns: int, steps: int) -> TickBatch:
         p = self.params
@@ -215,3 +232,33 @@ class MarketModel:
             ts_event=ts,
             ts_recv=ts,
         )
+
+
+def _fx_crosses(
+    master: InstrumentMaster, simulated_ix: I64Array1D
+) -> tuple[I64Array1D, I64Array1D, F64Array2D]:
+    # The FX pairs without a USD leg whose two currencies both have a pair
+    # against USD, as positions in ``simulated_ix``: (crosses (X,), legs
+    # (X, 2), signs (X, 2)), with ln XXXYYY = sum(sign x ln leg).
+    position = {int(ix): n for n, ix in enumerate(simulated_ix.tolist())}
+    usd_leg: dict[str, tuple[int, float]] = {}  # ln(USD per c) = sign x ln(leg)
+    pairs = [(ix, i) for ix, i in enumerate(master) if i.type is InstrumentType.FX]
+    for ix, pair in pairs:
+        if pair.currency == "USD" and pair.base_currency is not None:
+            usd_leg[pair.base_currency] = (position[ix], 1.0)
+        elif pair.base_currency == "USD":
+            usd_leg[pair.currency] = (position[ix], -1.0)
+    crosses, legs, signs = [], [], []
+    for ix, pair in pairs:
+        base, quote = pair.base_currency, pair.currency
+        if "USD" in (base, quote) or base not in usd_leg or quote not in usd_leg:
+            continue
+        (base_leg, base_sign), (quote_leg, quote_sign) = usd_leg[base], usd_leg[quote]
+        crosses.append(position[ix])
+        legs.append((base_leg, quote_leg))
+        signs.append((base_sign, -quote_sign))
+    return (
+        np.array(crosses, dtype=np.int64),
+        np.array(legs, dtype=np.int64).reshape(-1, 2),
+        np.array(signs, dtype=np.float64).reshape(-1, 2),
+    )

@@ -402,3 +402,99 @@ def test_one_step_advance_is_step() -> None:
     b = MarketModel(mixed_master(), ModelParams(tick_rate_per_s=50_000.0), seed=9)
 
     assert same_batches([a.step(1) for _ in range(20)], [b.advance(1, 1) for _ in range(20)])
+
+
+# --- FX crosses follow their USD legs ----------------------------------------------------
+
+
+def fx_master() -> InstrumentMaster:
+    # Legs against USD (EURUSD, GBPUSD, the inverted USDJPY, AUDUSD), the three
+    # crosses, and NZDJPY, whose NZD leg is missing: it cannot be derived.
+    def pair(symbol: str, base: str, quote: str, price: str, vol: str) -> str:
+        return csv_row(
+            symbol,
+            "fx",
+            sector="fx",
+            currency=quote,
+            base_currency=base,
+            tick_size="0.00001",
+            lot_size="1000",
+            ref_price=price,
+            volatility=vol,
+        )
+
+    rows = [
+        pair("EURUSD", "EUR", "USD", "1.165", "0.07"),
+        pair("GBPUSD", "GBP", "USD", "1.315", "0.08"),
+        pair("USDJPY", "USD", "JPY", "154.25", "0.10"),
+        pair("EURGBP", "EUR", "GBP", "0.9", "0.06"),  # off the legs' 0.88593 on purpose
+        pair("EURJPY", "EUR", "JPY", "179.701", "0.09"),
+        pair("GBPJPY", "GBP", "JPY", "202.839", "0.10"),
+        pair("AUDUSD", "AUD", "USD", "0.655", "0.10"),
+        pair("NZDJPY", "NZD", "JPY", "88.2", "0.11"),
+    ]
+    return parse_instrument_csv("\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
+
+
+def implied_crosses(master: InstrumentMaster, mids: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Each cross's mid and the rate its legs imply, by hand from the three legs."""
+    eurusd, gbpusd, usdjpy = (mids[master.ix(s)] for s in ("EURUSD", "GBPUSD", "USDJPY"))
+    return {
+        "EURGBP": (mids[master.ix("EURGBP")], eurusd / gbpusd),
+        "EURJPY": (mids[master.ix("EURJPY")], eurusd * usdjpy),
+        "GBPJPY": (mids[master.ix("GBPJPY")], gbpusd * usdjpy),
+    }
+
+
+def test_cross_mids_are_the_rates_their_usd_legs_imply_at_every_step() -> None:
+    master = fx_master()
+    model = MarketModel(master, ModelParams(tick_rate_per_s=0.0, step_s=60.0), seed=17)
+
+    worst = 0.0
+    for n in range(2_000):
+        model.advance(n + 1, 1 + n % 7)
+        for cross, implied in implied_crosses(master, model.mids()).values():
+            worst = max(worst, abs(cross / implied - 1))
+
+    # One exp of a sum of logs against products of exps: a few ulps.
+    assert worst < 1e-13
+
+
+def test_cross_starts_at_the_rate_its_legs_imply_not_its_reference_price() -> None:
+    master = fx_master()
+
+    model = MarketModel(master, ModelParams(), seed=1)
+
+    cross, implied = implied_crosses(master, model.mids())["EURGBP"]
+    assert cross == pytest.approx(1.165 / 1.315, rel=1e-14)
+    assert implied == pytest.approx(1.165 / 1.315, rel=1e-14)
+
+
+def test_quoted_cross_brackets_the_rate_implied_by_the_legs_quoted_with_it() -> None:
+    # Every instrument ticks each step at this rate; a cross's quote, on its
+    # tick grid, must contain the rate its legs' mids imply (a quote is at
+    # least a tick wide around the model mid, and the legs' mids are within
+    # half their spread of theirs: 2 bps of slack covers both).
+    master = fx_master()
+    model = MarketModel(master, ModelParams(tick_rate_per_s=200_000.0), seed=23)
+
+    for n in range(200):
+        batch = model.step(n + 1)
+        last = {}
+        for ix, bid, ask in zip(batch.instrument_ix, batch.bid, batch.ask, strict=True):
+            last[master.symbols[int(ix)]] = (bid, ask)
+        mid = {s: (b + a) / 2 for s, (b, a) in last.items()}
+        implied = mid["EURUSD"] / mid["GBPUSD"]
+        bid, ask = last["EURGBP"]
+        assert bid * (1 - 2e-4) <= implied <= ask * (1 + 2e-4)
+
+
+def test_a_cross_without_both_usd_legs_moves_on_its_own() -> None:
+    master = fx_master()
+    model = MarketModel(master, ModelParams(tick_rate_per_s=0.0, step_s=DAY_S), seed=3)
+    nzdjpy = master.ix("NZDJPY")
+
+    model.advance(1, 10)
+
+    # Simulated from its own volatility, from its reference price.
+    assert model.mids()[nzdjpy] != pytest.approx(88.2, rel=1e-6)
