@@ -88,7 +88,13 @@ def build_master(m: int, rng: np.random.Generator) -> InstrumentMaster:
         sector = _SECTORS[k % len(_SECTORS)]
         instruments.append(
             _instrument(
-                f"EQ{k:05d}", InstrumentType.EQUITY, ccy, price, sector=sector, volatility=0.3
+                f"EQ{k:05d}",
+                InstrumentType.EQUITY,
+                ccy,
+                price,
+                sector=sector,
+                volatility=0.3,
+                dividend_yield=0.015,
             )
         )
     for k in range(n_futures):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gateway.errors import SettingsError
 from pricing.errors import ReferenceDataError
-from pricing.instruments import Instrument, InstrumentMaster, parse_instrument_csv
+from pricing.instruments import Instrument, InstrumentMaster, InstrumentType, parse_instrument_csv
 
 __all__ = ["instrument_json", "load_master"]
 
@@ -48,4 +48,5 @@ def instrument_json(instrument: Instrument) -> dict[str, object]:
         "strike": str(i.strike) if i.strike is not None else None,
         "expiry": i.expiry.isoformat() if i.expiry else None,
         "base_currency": i.base_currency,
+        "dividend_yield": i.dividend_yield if i.type is InstrumentType.EQUITY else None,
     }

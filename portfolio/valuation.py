@@ -4,7 +4,8 @@ Dimensions: M = instruments, P = positions, N = accounts, C = currencies,
 S = a subset of positions, F = summed total fields.
 
 Per instrument (``InstrumentMarks``): the mark (the mid, or the last trade;
-for options the Black-Scholes price off the underlying's live mark), the
+for options the Black-Scholes-Merton price off the underlying's live mark,
+with the underlying's dividend yield), the
 greeks per unit, the underlying's price and a ``Status``.
 
 Per position, in the instrument's currency, multiplier included:
@@ -75,7 +76,9 @@ class InstrumentTerms:
 
     ``implied_vol`` is the per-instrument implied volatility of options, from
     the master's ``volatility`` column. ``rate`` is the risk-free rate of the
-    instrument's currency. ``is_fx_pair`` marks FX pairs and ``pair_base_ix``
+    instrument's currency. ``dividend_yield`` is the continuous dividend yield
+    that values an option: its underlying's (0 for other instruments).
+    ``is_fx_pair`` marks FX pairs and ``pair_base_ix``
     their base currency (the quote currency is ``currency_ix``); it is -1 for
     other instruments and for a base outside ``currencies``. ``is_equity_risk``
     marks what an equity stress shock moves: equities, equity-index futures,
@@ -94,6 +97,7 @@ class InstrumentTerms:
     is_call: BoolArray1D
     implied_vol: F64Array1D
     rate: F64Array1D
+    dividend_yield: F64Array1D
     is_equity_risk: BoolArray1D
 
     @classmethod
@@ -121,6 +125,9 @@ class InstrumentTerms:
             ),
             implied_vol=master.volatility.copy(),
             rate=np.array([rates.get(i.currency, 0.0) for i in master]),
+            dividend_yield=np.where(
+                is_option, master.dividend_yield[master.underlying_ix], 0.0
+            ).astype(np.float64),
             is_equity_risk=np.array(
                 [
                     k is InstrumentType.EQUITY
@@ -199,6 +206,7 @@ class InstrumentMarks:
             terms.implied_vol[options] * vol_multiplier,
             terms.rate[options],
             terms.is_call[options],
+            dividend_yield=terms.dividend_yield[options],
         )
         self.mark[options] = values.price
         self.underlying_price[options] = spot

@@ -7,10 +7,10 @@ option, position, account or sample. numpy is never used for arithmetic; the
 instrument master is read row by row. The conventions, from the module
 docstrings of ``portfolio``:
 
-- Black-Scholes without dividends; ``vega`` per 1 vol point (0.01),
-  ``theta`` per calendar day (``-dV/dT / 365``), ``rho`` per 1% (0.01). At or
-  after expiry: intrinsic value, a step delta and zero greeks. NaN spot gives
-  NaN everywhere.
+- Black-Scholes-Merton with the underlying's continuous dividend yield
+  ``q``; ``vega`` per 1 vol point (0.01), ``theta`` per calendar day
+  (``-dV/dT / 365``), ``rho`` per 1% (0.01). At or after expiry: intrinsic
+  value, a step delta and zero greeks. NaN spot gives NaN everywhere.
 - FX through USD: ``usd_per[c]`` from the pair against USD (inverted for
   USDxxx pairs); ``rate(a, b) = usd_per[a] / usd_per[b]``; exactly 1 from a
   currency to itself; a pair without a positive mid is NaN and unpriced.
@@ -59,35 +59,48 @@ def norm_pdf(x: float) -> float:
 
 
 def black_scholes_scalar(
-    spot: float, strike: float, t_years: float, vol: float, rate: float, is_call: bool
+    spot: float,
+    strike: float,
+    t_years: float,
+    vol: float,
+    rate: float,
+    is_call: bool,
+    *,
+    dividend_yield: float = 0.0,
 ) -> RefGreeks:
-    """Textbook Black-Scholes price and greeks of one European option."""
+    """Textbook Black-Scholes-Merton price and greeks of one European option (Hull, ch. 17)."""
     if math.isnan(spot):
         return RefGreeks(NAN, NAN, NAN, NAN, NAN, NAN)
     if t_years <= 0:
         if is_call:
             return RefGreeks(max(spot - strike, 0.0), 1.0 if spot > strike else 0.0, 0, 0, 0, 0)
         return RefGreeks(max(strike - spot, 0.0), -1.0 if spot < strike else 0.0, 0, 0, 0, 0)
+    q = dividend_yield
     root_t = math.sqrt(t_years)
-    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t_years) / (vol * root_t)
+    d1 = (math.log(spot / strike) + (rate - q + 0.5 * vol * vol) * t_years) / (vol * root_t)
     d2 = d1 - vol * root_t
     discount = math.exp(-rate * t_years)
-    decay = -spot * norm_pdf(d1) * vol / (2.0 * root_t)
+    carry = math.exp(-q * t_years)
+    decay = -spot * carry * norm_pdf(d1) * vol / (2.0 * root_t)
     if is_call:
-        price = spot * norm_cdf(d1) - strike * discount * norm_cdf(d2)
-        delta = norm_cdf(d1)
-        theta_per_year = decay - rate * strike * discount * norm_cdf(d2)
+        price = spot * carry * norm_cdf(d1) - strike * discount * norm_cdf(d2)
+        delta = carry * norm_cdf(d1)
+        theta_per_year = (
+            decay - rate * strike * discount * norm_cdf(d2) + q * spot * carry * norm_cdf(d1)
+        )
         rho_per_unit = strike * t_years * discount * norm_cdf(d2)
     else:
-        price = strike * discount * norm_cdf(-d2) - spot * norm_cdf(-d1)
-        delta = -norm_cdf(-d1)  # = N(d1) - 1, without the cancellation
-        theta_per_year = decay + rate * strike * discount * norm_cdf(-d2)
+        price = strike * discount * norm_cdf(-d2) - spot * carry * norm_cdf(-d1)
+        delta = -carry * norm_cdf(-d1)  # = e^{-qT} (N(d1) - 1), without the cancellation
+        theta_per_year = (
+            decay + rate * strike * discount * norm_cdf(-d2) - q * spot * carry * norm_cdf(-d1)
+        )
         rho_per_unit = -strike * t_years * discount * norm_cdf(-d2)
     return RefGreeks(
         price=price,
         delta=delta,
-        gamma=norm_pdf(d1) / (spot * vol * root_t),
-        vega=spot * norm_pdf(d1) * root_t * 0.01,
+        gamma=carry * norm_pdf(d1) / (spot * vol * root_t),
+        vega=spot * carry * norm_pdf(d1) * root_t * 0.01,
         theta=theta_per_year / DAYS_PER_YEAR,
         rho=rho_per_unit * 0.01,
     )
@@ -146,6 +159,7 @@ class RefInstrument:
     rate: float
     is_equity_risk: bool
     pair_base: str | None = None  # XXX of an FX pair XXXYYY (YYY is ``currency``)
+    dividend_yield: float = 0.0  # an option's: its underlying's
 
     @property
     def is_option(self) -> bool:
@@ -180,6 +194,11 @@ def reference_instruments(master: InstrumentMaster, rates: dict[str, float]) -> 
                 is_equity_risk=kind in ("equity", "option")
                 or (kind == "future" and i.sector == "equity_index"),
                 pair_base=i.base_currency,
+                dividend_yield=(
+                    master[symbols.index(i.underlying)].dividend_yield
+                    if i.underlying is not None
+                    else 0.0
+                ),
             )
         )
     return out
@@ -217,6 +236,7 @@ def reference_mark(
         inst.vol * vol_multiplier,
         inst.rate,
         inst.is_call,
+        dividend_yield=inst.dividend_yield,
     )
     status = price_status(spot, stale[inst.underlying])
     return RefMark(g.price, spot, g.delta, g.gamma, g.vega, g.theta, g.rho, status)

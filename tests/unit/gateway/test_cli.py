@@ -62,6 +62,16 @@ def test_instruments_json_prints_an_array_of_instrument_objects(data_dir, capsys
     assert (aapl["type"], aapl["currency"]) == ("equity", "USD")
 
 
+def test_instruments_json_gives_equities_their_dividend_yield_and_others_null(data_dir, capsys):
+    main(["instruments", "--json"])
+
+    rows = {row["symbol"]: row for row in json.loads(capsys.readouterr().out)}
+    # The packaged master's values: SPY 1.2%, AMZN pays none.
+    assert (rows["SPY"]["dividend_yield"], rows["AMZN"]["dividend_yield"]) == (0.012, 0.0)
+    assert rows["ESZ6"]["dividend_yield"] is None
+    assert rows["SPY261218C670"]["dividend_yield"] is None
+
+
 def test_invalid_setting_makes_main_return_2_naming_the_key(data_dir, monkeypatch, capsys):
     monkeypatch.setenv("TICKGATE_NOT_A_SETTING", "1")
 

@@ -1,8 +1,9 @@
 """A small hand-made market for the portfolio tests, wired like ``gateway/app.py``.
 
-Ten instruments: USD, EUR and JPY equities, an equity-index future, the
-three FX pairs against USD (EURUSD, GBPUSD and the inverted USDJPY), and a
-call and a put on AAA. ``NOW_NS`` is fixed, so option values never drift.
+Ten instruments: USD, EUR and JPY equities (AAA pays a 1.5% dividend
+yield), an equity-index future, the three FX pairs against USD (EURUSD,
+GBPUSD and the inverted USDJPY), and a call and a put on AAA. ``NOW_NS`` is
+fixed, so option values never drift.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.reference.portfolio import (
 MASTER_CSV = "\n".join(
     [
         ",".join(CSV_COLUMNS),
-        "AAA.T,AAA,equity,USD,0.01,1,1,technology,,,,,,100,0.30,1",
+        "AAA.T,AAA,equity,USD,0.01,1,1,technology,,,,,,100,0.30,1,0.015",
         "BBB.T,BBB,equity,USD,0.01,1,1,energy,,,,,,50,0.25,1",
         "EEE.T,EEE,equity,EUR,0.01,1,1,technology,,,,,,80,0.20,1",
         "JJJ.T,JJJ,equity,JPY,1,100,1,industrials,,,,,,3000,0.25,1",
