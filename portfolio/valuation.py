@@ -52,20 +52,19 @@ __all__ = [
 ]
 
 NS_PER_YEAR = DAYS_PER_YEAR * 86_400 * 1_000_000_000
-# Options expire at 16:00 New York time, taken as 21:00 UTC.
-_EXPIRY_UTC_HOUR = 21
 
 
 def expiry_ns(master: InstrumentMaster) -> I64Array1D:
-    """Expiry time per instrument as UNIX ns (0 for instruments without one), shape (M,)."""
-    import datetime as dt
+    """Expiry instant per instrument as UNIX ns, shape (M,); 0 for instruments without one.
 
+    An instrument expires at its listing venue's close on its expiry date, in
+    the venue's time zone (``Instrument.expires_at``): US listed options at
+    16:00 New York time, 21:00 UTC in winter and 20:00 UTC in summer.
+    """
     out = np.zeros(len(master), dtype=np.int64)
     for ix, instrument in enumerate(master):
-        if instrument.expiry is not None:
-            moment = dt.datetime.combine(
-                instrument.expiry, dt.time(_EXPIRY_UTC_HOUR), tzinfo=dt.UTC
-            )
+        moment = instrument.expires_at
+        if moment is not None:
             out[ix] = int(moment.timestamp()) * 1_000_000_000
     return out
 

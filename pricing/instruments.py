@@ -23,6 +23,7 @@ import numpy as np
 
 from pricing.errors import ReferenceDataError, UnknownInstrument
 from pricing.types import F64Array1D, I64Array1D, InstrumentId, Symbol
+from pricing.venues import VENUES, venue_code
 
 __all__ = [
     "CSV_COLUMNS",
@@ -107,6 +108,17 @@ class Instrument:
     expiry: dt.date | None = None
     base_currency: str | None = None
     dividend_yield: float = 0.0
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        """When the instrument expires, in UTC: its venue's close on ``expiry``.
+
+        ``None`` without an expiry. The venue is the last part of the id; the
+        parser accepts an expiry only on a venue of ``pricing.venues.VENUES``.
+        """
+        if self.expiry is None:
+            return None
+        return VENUES[venue_code(self.instrument_id)].close_on(self.expiry)
 
     @property
     def price_decimals(self) -> int:
@@ -260,6 +272,12 @@ def _parse_row(line: int, row: dict[str, str]) -> Instrument:
     )
     if is_option and instrument.expiry is None:
         raise ReferenceDataError(line, "an option needs an expiry")
+    if instrument.expiry is not None and venue_code(instrument.instrument_id) not in VENUES:
+        raise ReferenceDataError(
+            line,
+            "an expiring instrument's id must end in a known venue "
+            f"({', '.join(VENUES)}), was {instrument.instrument_id!r}",
+        )
     if is_fx and instrument.base_currency not in FX_BASE_CURRENCIES:
         raise ReferenceDataError(line, f"fx base_currency unknown, was {row['base_currency']!r}")
     return instrument

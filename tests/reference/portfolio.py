@@ -28,6 +28,7 @@ docstrings of ``portfolio``:
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import math
 import statistics
 from collections import namedtuple
@@ -40,7 +41,6 @@ from pricing.instruments import InstrumentMaster
 OK, STALE, UNPRICED = 0, 1, 2
 DAYS_PER_YEAR = 365.0
 NS_PER_YEAR = DAYS_PER_YEAR * 86_400 * 1_000_000_000
-EXPIRY_UTC_HOUR = 21  # 16:00 New York, taken as 21:00 UTC
 NAN = math.nan
 
 # --- Black-Scholes ------------------------------------------------------------------
@@ -146,6 +146,22 @@ def reference_rate(usd_per: dict[str, tuple[float, int]], a: str, b: str) -> tup
 # --- instruments and marks --------------------------------------------------------------
 
 
+def new_york_close_ns(day: dt.date) -> int:
+    """16:00 New York on ``day`` as UNIX ns, by the US daylight-saving rule itself.
+
+    Daylight time (UTC-4) runs from the second Sunday of March to the first
+    Sunday of November; standard time (UTC-5) otherwise. The switch is at
+    02:00 local, long before a 16:00 close, so the date alone decides.
+    """
+
+    def sunday(month: int, n: int) -> dt.date:
+        first = dt.date(day.year, month, 1)
+        return first + dt.timedelta(days=(6 - first.weekday()) % 7 + 7 * (n - 1))
+
+    offset_h = 4 if sunday(3, 2) <= day < sunday(11, 1) else 5
+    return (calendar.timegm(day.timetuple()) + (16 + offset_h) * 3600) * 1_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class RefInstrument:
     kind: str
@@ -175,11 +191,9 @@ def reference_instruments(master: InstrumentMaster, rates: dict[str, float]) -> 
     symbols = [i.symbol for i in master]
     out = []
     for i in master:
-        expiry_ns = 0
-        if i.expiry is not None:
-            seconds = calendar.timegm(i.expiry.timetuple()) + EXPIRY_UTC_HOUR * 3600
-            expiry_ns = seconds * 1_000_000_000
         kind = i.type.value
+        # US listed options (OPRA) expire at the 16:00 New York close.
+        expiry_ns = new_york_close_ns(i.expiry) if kind == "option" and i.expiry else 0
         out.append(
             RefInstrument(
                 kind=kind,

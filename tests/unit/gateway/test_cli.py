@@ -124,3 +124,14 @@ def test_kafka_and_upstream_together_are_refused(data_dir, capsys):
 
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_instruments_json_gives_expiring_instruments_their_utc_expiry_instant(data_dir, capsys):
+    main(["instruments", "--json"])
+
+    rows = {row["symbol"]: row for row in json.loads(capsys.readouterr().out)}
+    # 16:00 New York: EST in December, EDT in March; 16:00 Chicago for CME.
+    assert rows["SPY261218C670"]["expires_at"] == "2026-12-18T21:00:00Z"
+    assert rows["SPY270319C670"]["expires_at"] == "2027-03-19T20:00:00Z"
+    assert rows["ESZ6"]["expires_at"] == "2026-12-18T22:00:00Z"
+    assert rows["SPY"]["expires_at"] is None

@@ -99,6 +99,7 @@ def mixed_master() -> InstrumentMaster:
         csv_row(
             "E0C100",
             "option",
+            id="E0C100.OPRA",
             sector="alpha",
             underlying="E0",
             option_type="C",
