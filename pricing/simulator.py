@@ -16,7 +16,15 @@ Two instruments in the same sector therefore have return correlation
 Time runs in fixed steps of ``step_s`` seconds, so a given seed and a given
 sequence of regime changes (at given steps) always produce the same ticks.
 Volatility and drift are annualised over a trading year of
-``TRADING_SECONDS_PER_YEAR`` (252 days x 6.5 hours).
+``TRADING_SECONDS_PER_YEAR`` (252 days of ``TRADING_SECONDS_PER_DAY``, 6.5
+hours). The model trades around the clock: a calendar day of steps carries
+86,400 / 23,400 = 3.7 trading days of variance.
+
+**History.** ``daily_history`` draws past daily closes from the same model
+(one trading day of calm diffusion per day), ending at the current mids: a
+history of daily returns to seed a risk model with. Its true covariance of
+daily log returns is ``sigma_i sigma_j rho_ij / 252`` with the correlations
+above (crosses' from their legs).
 
 Options are not simulated: their prices derive from the underlying.
 
@@ -39,9 +47,18 @@ from pricing.instruments import InstrumentMaster, InstrumentType
 from pricing.pricebook import TickBatch
 from pricing.types import F64Array1D, F64Array2D, I64Array1D
 
-__all__ = ["CALM", "TRADING_SECONDS_PER_YEAR", "MarketModel", "ModelParams", "Regime"]
+__all__ = [
+    "CALM",
+    "TRADING_SECONDS_PER_DAY",
+    "TRADING_SECONDS_PER_YEAR",
+    "MarketModel",
+    "ModelParams",
+    "Regime",
+]
 
-TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+TRADING_SECONDS_PER_DAY = 6.5 * 3600
+"""A trading day: 6.5 hours, the regular session of the US equity markets."""
+TRADING_SECONDS_PER_YEAR = 252 * TRADING_SECONDS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +166,60 @@ class MarketModel:
         """Current model mid per instrument, shape (M,); NaN for options."""
         out = np.full(self.size_m, np.nan)
         out[self.simulated_ix] = np.exp(self._log_mid)
+        return out
+
+    def daily_history(self, days: int, *, seed: int) -> F64Array2D:
+        """Daily closes of a history drawn from the model, ending at the current mids.
+
+        Each day's log return is one trading day of the calm diffusion,
+        without drift (RiskMetrics takes daily returns as zero-mean; the
+        drift is a few basis points a day): ``sigma sqrt(1/252) (a_m z_m +
+        a_s z_s + a_e e)``, crosses from their legs. The shocks are
+        moment-matched over the history: the market and sector shocks' sample
+        second moments are exactly the identity, and each instrument's own
+        shock has mean square exactly 1 and no sample correlation with them.
+        The history's equal-weighted covariance is then the model's, except
+        between two instruments' own shocks (whose sample correlations are
+        noise of about ``1 / sqrt(days)``). The matching is over equal
+        weights, so no day is scaled more than another.
+
+        Parameters
+        ----------
+        days : int
+            Daily returns wanted; more than the market and sector shocks.
+        seed : int
+            Seed of the draws (independent of the model's own generator).
+
+        Returns
+        -------
+        ndarray, shape (days + 1, M), float64
+            Row ``t`` is the close ``days - t`` trading days ago; the last
+            row is the current mids. NaN for options.
+        """
+        n_common = 1 + len(self.sector_names)
+        if days <= n_common:
+            raise ValueError(
+                f"days must exceed the {n_common} market and sector shocks, was {days}"
+            )
+        p = self.params
+        rng = np.random.default_rng(seed)
+        common = rng.standard_normal((days, n_common))
+        own = rng.standard_normal((days, self.simulated_ix.shape[0]))
+        # Whiten the common shocks: their sample second moment becomes I.
+        lower = np.linalg.cholesky(common.T @ common / days)
+        common = np.linalg.solve(lower, common.T).T
+        own -= common @ (common.T @ own) / days
+        own /= np.sqrt(np.mean(own * own, axis=0))
+        a_m, a_s = np.sqrt(p.market_share), np.sqrt(p.sector_share)
+        a_e = np.sqrt(1.0 - p.market_share - p.sector_share)
+        shock = a_m * common[:, :1] + a_s * common[:, 1:][:, self.sector_of] + a_e * own
+        returns = self.sigma * np.sqrt(TRADING_SECONDS_PER_DAY / TRADING_SECONDS_PER_YEAR) * shock
+        self._derive_crosses(returns)  # linear in logs: a cross's return is its legs'
+        log_close = np.empty((days + 1, returns.shape[1]))
+        log_close[-1] = self._log_mid
+        log_close[:-1] = self._log_mid - np.cumsum(returns[::-1], axis=0)[::-1]
+        out = np.full((days + 1, self.size_m), np.nan)
+        out[:, self.simulated_ix] = np.exp(log_close)
         return out
 
     def step(self, ts_ns: int) -> TickBatch:

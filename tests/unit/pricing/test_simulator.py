@@ -499,3 +499,74 @@ def test_a_cross_without_both_usd_legs_moves_on_its_own() -> None:
 
     # Simulated from its own volatility, from its reference price.
     assert model.mids()[nzdjpy] != pytest.approx(88.2, rel=1e-6)
+
+
+# --- a daily history drawn from the model ----------------------------------------------------
+
+
+def history_returns(master: InstrumentMaster, days: int, seed: int = 5) -> np.ndarray:
+    model = MarketModel(master, ModelParams(), seed=1)
+    closes = model.daily_history(days, seed=seed)
+    return np.diff(np.log(closes), axis=0)
+
+
+def test_history_ends_at_the_current_mids_with_no_price_for_options() -> None:
+    master = mixed_master()
+    model = MarketModel(master, ModelParams(), seed=1)
+
+    closes = model.daily_history(40, seed=2)
+
+    assert closes.shape == (41, len(master))
+    np.testing.assert_allclose(closes[-1], model.mids(), rtol=1e-14)
+    assert np.isnan(closes[:, master.ix("E0C100")]).all()
+    assert not np.isnan(np.delete(closes, master.ix("E0C100"), axis=1)).any()
+
+
+def test_history_mean_square_daily_return_is_exactly_one_days_variance() -> None:
+    returns = history_returns(equities_master(), 300)
+
+    mean_square = np.mean(returns * returns, axis=0)
+
+    # Moment-matched: sigma^2 / 252 for every instrument, up to rounding.
+    np.testing.assert_allclose(mean_square, SIGMA**2 / 252, rtol=1e-12)
+
+
+def test_history_correlations_are_the_models_within_sampling_error() -> None:
+    returns = history_returns(equities_master(), 2_000)
+    same = [(i, j) for i in SECTOR_ALPHA for j in SECTOR_ALPHA if i < j]
+    cross = [(i, j) for i in SECTOR_ALPHA for j in SECTOR_BETA]
+
+    second = returns.T @ returns / returns.shape[0]
+    corr = second / (SIGMA**2 / 252)
+
+    # The market and sector parts are exact; own shocks add a sample
+    # correlation of s.e. 1 / sqrt(2000) per pair, times their share a_e^2 =
+    # 0.5: 0.011, and a mean over 6 (16) pairs shrinks it to 0.0046 (0.0028).
+    assert np.mean([corr[i, j] for i, j in same]) == pytest.approx(0.5, abs=4 * 0.0046)
+    assert np.mean([corr[i, j] for i, j in cross]) == pytest.approx(0.25, abs=4 * 0.0028)
+
+
+def test_history_crosses_are_the_rates_their_legs_imply_every_day() -> None:
+    master = fx_master()
+    closes = MarketModel(master, ModelParams(), seed=1).daily_history(60, seed=4)
+
+    for row in closes:
+        for cross, implied in implied_crosses(master, row).values():
+            assert cross == pytest.approx(implied, rel=1e-13)
+
+
+def test_history_is_the_same_for_a_seed_and_another_for_another() -> None:
+    model = MarketModel(equities_master(), ModelParams(), seed=1)
+
+    a, b, c = (model.daily_history(30, seed=s) for s in (8, 8, 9))
+
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_history_shorter_than_its_common_shocks_is_refused() -> None:
+    model = MarketModel(equities_master(), ModelParams(), seed=1)
+
+    # Market + two sectors: three common shocks need more than three days.
+    with pytest.raises(ValueError, match="days must exceed the 3"):
+        model.daily_history(3, seed=1)
