@@ -51,7 +51,8 @@ from portfolio.types import AccountId, Fill
 from portfolio.valuation import InstrumentTerms
 from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
-from pricing.simulator import MarketModel, ModelParams
+from pricing.simulator import TRADING_SECONDS_PER_DAY, MarketModel, ModelParams
+from pricing.types import F64Array2D
 
 __all__ = ["Gateway", "PortfolioRuntime", "build_gateway", "create_app", "jwt_secret"]
 
@@ -69,6 +70,11 @@ class PortfolioRuntime:
     channel: PortfolioChannel
     risk: RiskWorker
     sync: PositionSync
+
+    def rolled(self) -> None:
+        """After a day roll: write every account (opening quantities changed), roll risk."""
+        self.sync.mark_dirty(list(self.positions.accounts))
+        self.risk.roll_day()
 
     def apply_fills(self, fills: list[Fill], now_ns: int) -> None:
         """Apply fills, push the changed accounts, and write them to the store."""
@@ -113,13 +119,7 @@ class Gateway:
         self._spawn("risk", portfolio.risk.run)
         self._spawn("positions-sync", portfolio.sync.run)
         day_roll = self.settings.portfolio.day_roll_minute()
-        # A roll changes every account's opening quantities: write them all.
-        self._spawn(
-            "day-roll",
-            lambda: portfolio.channel.run_day_rolls(
-                day_roll, lambda: portfolio.sync.mark_dirty(list(portfolio.positions.accounts))
-            ),
-        )
+        self._spawn("day-roll", lambda: portfolio.channel.run_day_rolls(day_roll, portfolio.rolled))
         self._spawn("loop-monitor", self.loop_monitor.run)
         self.is_ready = True
         logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
@@ -207,7 +207,7 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
         master,
         epoch=gateway.epoch,
         history=settings.fanout.recovery_history,
-        risk_settings=(risk.ewma_lambda, risk.window, risk.horizon_days),
+        risk=risk,
         clock=gateway.clock,
         metrics=gateway.metrics,
         max_loop_share=settings.portfolio.max_loop_share,
@@ -215,9 +215,47 @@ async def _start_portfolio(gateway: Gateway) -> PortfolioRuntime:
     gateway.hub.register_channel(channel, PortfolioChannelSpec(set(positions.accounts)))
     gateway.pipeline.add_listener(channel)
     universe = RiskUniverse(master, terms, fx.currencies)
-    worker = RiskWorker(channel, universe, risk, clock=gateway.clock, metrics=gateway.metrics)
+    history, trading_days = _market_history(gateway)
+    worker = RiskWorker(
+        channel,
+        universe,
+        risk,
+        clock=gateway.clock,
+        metrics=gateway.metrics,
+        history=history,
+        trading_days=trading_days,
+    )
     logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
     return PortfolioRuntime(positions, engine, channel, worker, sync)
+
+
+def _market_history(
+    gateway: Gateway,
+) -> tuple[F64Array2D | None, Callable[[], float] | None]:
+    # The simulator knows its market: it draws the daily history that seeds the
+    # risk model, and counts the trading days it has run (it trades around the
+    # clock). Other sources have neither: the daily model learns from day rolls.
+    source = gateway.source
+    if not isinstance(source, SimulatorSource):
+        return None, None
+    model = source.model
+    days = gateway.settings.risk.history_days
+    history = model.daily_history(days, seed=gateway.settings.simulator.seed) if days else None
+    step_s = model.params.step_s
+    return history, lambda: model.steps * step_s / TRADING_SECONDS_PER_DAY
+
+
+def _check_history_days(settings: Settings, source: MarketDataSource) -> None:
+    # The simulator's history is moment-matched on its market and sector
+    # shocks, which takes more days than there are shocks.
+    if not isinstance(source, SimulatorSource):
+        return
+    days, shocks = settings.risk.history_days, 1 + len(source.model.sector_names)
+    if 0 < days <= shocks:
+        raise SettingsError(
+            "TICKGATE_RISK_HISTORY_DAYS",
+            f"must be 0 or more than the simulator's {shocks} market and sector shocks, was {days}",
+        )
 
 
 def _truth(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
@@ -306,6 +344,7 @@ def build_gateway(
         metrics=metrics,
     )
     source = source or _build_source(settings, master, clock, metrics)
+    _check_history_days(settings, source)
     pipeline = MarketDataPipeline(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -35,7 +36,9 @@ from gateway.fanout import KeyState, Subscriber, Topic
 from gateway.metrics import Metrics
 from gateway.outbox import Delta
 from gateway.session import Message, Subscribe, Unsubscribe
+from gateway.settings import RiskSettings
 from portfolio.engine import TOTAL_FIELDS, AccountTotals, PortfolioChange, PortfolioEngine
+from portfolio.risk import QUANTILE_METHOD
 from portfolio.riskrun import RiskReport
 from portfolio.types import Fill, Status
 from pricing.instruments import InstrumentMaster
@@ -108,7 +111,7 @@ class PortfolioChannel:
         *,
         epoch: str,
         history: int,
-        risk_settings: tuple[float, int, float],
+        risk: RiskSettings,
         clock: Clock,
         metrics: Metrics,
         max_loop_share: float = 0.5,
@@ -128,7 +131,7 @@ class PortfolioChannel:
         self._symbols = master.symbols
         self._kinds = tuple(i.type.value for i in master)
         self._currencies = engine.book.currencies
-        self._lambda, self._window, self._horizon_days = risk_settings
+        self._risk = risk
         n = engine.book.size_n
         self._seq = np.zeros(n, dtype=np.int64)
         self._is_watched = np.zeros(n, dtype=np.bool_)
@@ -368,14 +371,15 @@ class PortfolioChannel:
 
     def _risk_fields(self, report: RiskReport, i: int) -> Message:
         a = int(report.accounts[i])
-        ready = not np.isnan(report.parametric[i]).all()
+        risk = self._risk
         var: list[Message] = []
         for c, confidence in enumerate(report.confidences):
             var.append(
                 {
                     "method": "parametric",
                     "model": "ewma_sector_factor",
-                    "lambda": self._lambda,
+                    "returns": "daily",
+                    "lambda": risk.ewma_lambda,
                     "confidence": confidence,
                     "value": float(report.parametric[i, c]),
                 }
@@ -384,19 +388,35 @@ class PortfolioChannel:
             var.append(
                 {
                     "method": "historical",
-                    "window": self._window,
+                    "returns": "daily",
+                    "window": risk.window,
+                    "scenarios": report.scenario_count,
+                    "quantile": QUANTILE_METHOD,
+                    "options": "full_revaluation",
                     "confidence": confidence,
                     "value": float(report.historical[i, c]),
                 }
             )
+        intraday = float(report.intraday_volatility[i])
+        daily = float(report.daily_volatility[i])
         return {
             "as_of": report.as_of_ns,
             "currency": self._currencies[int(self.engine.book.base_ix[a])],
-            "horizon_days": self._horizon_days,
-            "status": "ok" if ready else "warming_up",
-            "samples": report.samples,
+            "horizon_days": risk.horizon_days,
+            "status": "ok" if report.is_ready else "warming_up",
+            "days": report.days,
             "excluded_positions": int(report.excluded[i]),
             "var": var,
+            "intraday": {
+                "measure": "realised_volatility",
+                "model": "ewma_sector_factor",
+                "sample_interval_ms": risk.interval_ms,
+                "half_life_s": risk.intraday_half_life_s,
+                "status": "ok" if report.intraday_ready else "warming_up",
+                "samples": report.intraday_samples,
+                "pnl_volatility": intraday,
+                "ratio_to_daily": intraday / daily if daily > 0 else math.nan,
+            },
             "stress": [
                 {"scenario": name, "pnl": float(report.stress[i, z])}
                 for z, name in enumerate(report.scenarios)

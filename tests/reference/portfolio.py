@@ -391,7 +391,12 @@ def solve(matrix: list[list[float]], rhs: list[float]) -> list[float]:
 
 
 class ReferenceFactorModel:
-    """EWMA factor moments in nested lists; factors are equal-weighted group means."""
+    """EWMA factor moments in nested lists; factors are equal-weighted group means.
+
+    The raw sums decay by ``lam`` and add ``1 - lam`` times each outer
+    product; ``weight`` sums those weights (``1 - lam^n`` from zero, 1 after a
+    seed), and every estimate is a raw sum divided by it.
+    """
 
     def __init__(self, group_of: Sequence[int], *, lam: float, ridge: float = 0.0) -> None:
         # ``ridge`` is added to F's diagonal before solving, as risk.py does
@@ -404,7 +409,15 @@ class ReferenceFactorModel:
         self.factor_cov = [[0.0] * self.k for _ in range(self.k)]
         self.cross = [[0.0] * self.k for _ in range(self.u)]
         self.variance = [0.0] * self.u
+        self.weight = 0.0
         self.last: list[float] | None = None
+
+    def factors(self, r: Sequence[float]) -> list[float]:
+        out = []
+        for k in range(self.k):
+            members = [r[u] for u in range(self.u) if self.group_of[u] == k]
+            out.append(sum(members) / len(members))
+        return out
 
     def observe(self, levels: Sequence[float]) -> None:
         """Log returns against the previous levels; a missing level gives a zero return."""
@@ -420,10 +433,7 @@ class ReferenceFactorModel:
 
     def update(self, r: Sequence[float]) -> None:
         lam, w = self.lam, 1.0 - self.lam
-        f = []
-        for k in range(self.k):
-            members = [r[u] for u in range(self.u) if self.group_of[u] == k]
-            f.append(sum(members) / len(members))
+        f = self.factors(r)
         for a in range(self.k):
             for b in range(self.k):
                 self.factor_cov[a][b] = lam * self.factor_cov[a][b] + w * f[a] * f[b]
@@ -431,23 +441,48 @@ class ReferenceFactorModel:
             for k in range(self.k):
                 self.cross[u][k] = lam * self.cross[u][k] + w * r[u] * f[k]
             self.variance[u] = lam * self.variance[u] + w * r[u] * r[u]
+        self.weight = lam * self.weight + w
+
+    def seed(self, returns: Sequence[Sequence[float]]) -> None:
+        """Plain averages of the outer products of a history; weight 1."""
+        t = len(returns)
+        self.factor_cov = [[0.0] * self.k for _ in range(self.k)]
+        self.cross = [[0.0] * self.k for _ in range(self.u)]
+        self.variance = [0.0] * self.u
+        for r in returns:
+            f = self.factors(r)
+            for a in range(self.k):
+                for b in range(self.k):
+                    self.factor_cov[a][b] += f[a] * f[b] / t
+            for u in range(self.u):
+                for k in range(self.k):
+                    self.cross[u][k] += r[u] * f[k] / t
+                self.variance[u] += r[u] * r[u] / t
+        self.weight = 1.0
+
+    def estimated_factor_cov(self) -> list[list[float]]:
+        return [[x / self.weight for x in row] for row in self.factor_cov]
 
     def loadings(self) -> list[list[float]]:
         # B = C F^-1: each row b solves F b = c (F is symmetric).
         ridged = [
             [f + (self.ridge if i == j else 0.0) for j, f in enumerate(row)]
-            for i, row in enumerate(self.factor_cov)
+            for i, row in enumerate(self.estimated_factor_cov())
         ]
-        return [solve(ridged, row) for row in self.cross]
+        return [solve(ridged, [c / self.weight for c in row]) for row in self.cross]
 
     def systematic(self, b: list[list[float]], u: int, v: int) -> float:
         """``(B F B')[u][v]``."""
+        f = self.estimated_factor_cov()
         k = range(self.k)
-        return sum(b[u][i] * self.factor_cov[i][j] * b[v][j] for i in k for j in k)
+        return sum(b[u][i] * f[i][j] * b[v][j] for i in k for j in k)
 
     def specific_variance(self) -> list[float]:
         b = self.loadings()
-        return [max(self.variance[u] - self.systematic(b, u, u), 0.0) for u in range(self.u)]
+        return [
+            max(self.variance[u] / self.weight - self.systematic(b, u, u), 0.0)
+            for u in range(self.u)
+        ]
 
     def covariance(self) -> list[list[float]]:
         """``B F B' + D`` element by element."""
@@ -482,26 +517,55 @@ def quantile_linear(values: Sequence[float], p: float) -> float:
 
 
 def historical_var_scalar(
-    entries: Sequence[tuple[int, float, float]],
+    entries: Sequence[tuple[int, float]],
     scenarios: Sequence[Sequence[float]],
     *,
     confidence: float,
     return_scale: float,
+    options: Sequence[tuple[int, float]] = (),
+    option_pnl: Sequence[Sequence[float]] = (),
 ) -> float:
     """Loss at the ``1 - c`` quantile of one account's scenario P&L.
 
-    ``entries`` are (series, exposure, dollar gamma per 1%); a scenario's P&L
-    is ``sum exposure x r + 0.5 x gamma x 100 x r^2`` with ``r`` scaled to
-    the horizon.
+    ``entries`` are (series, exposure): each moves by the series' simple
+    return ``exp(r x return_scale) - 1``. ``options`` are (option row, units)
+    whose P&L in scenario ``s`` is ``units x option_pnl[row][s]``.
     """
     pnl = []
-    for scenario in scenarios:
+    for s, scenario in enumerate(scenarios):
         total = 0.0
-        for series, value, gamma in entries:
-            r = scenario[series] * return_scale
-            total += value * r + 0.5 * gamma * 100.0 * r * r
+        for series, value in entries:
+            total += value * (math.exp(scenario[series] * return_scale) - 1.0)
+        for row, units in options:
+            total += units * option_pnl[row][s]
         pnl.append(total)
     return -quantile_linear(pnl, 1.0 - confidence)
+
+
+def option_scenario_pnl_scalar(
+    spot: float,
+    strike: float,
+    t_years: float,
+    vol: float,
+    rate: float,
+    dividend_yield: float,
+    is_call: bool,
+    log_return: float,
+) -> float:
+    """``V(S e^r) - V(S)`` of one option, by the textbook formula."""
+    after = black_scholes_scalar(
+        spot * math.exp(log_return),
+        strike,
+        t_years,
+        vol,
+        rate,
+        is_call,
+        dividend_yield=dividend_yield,
+    )
+    before = black_scholes_scalar(
+        spot, strike, t_years, vol, rate, is_call, dividend_yield=dividend_yield
+    )
+    return after.price - before.price
 
 
 # --- stress -----------------------------------------------------------------------------

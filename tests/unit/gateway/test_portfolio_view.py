@@ -23,6 +23,7 @@ from gateway.outbox import Outbox
 from gateway.portfolio import PortfolioChannel
 from gateway.refdata import load_master
 from gateway.session import Subscribe
+from gateway.settings import RiskSettings
 from portfolio.demo import demo_records
 from portfolio.engine import PortfolioEngine
 from portfolio.fx import FxTable
@@ -142,7 +143,7 @@ class Session:
             MASTER,
             epoch="e",
             history=8,
-            risk_settings=(0.94, 250, 1.0),
+            risk=RiskSettings(),
             clock=self.clock,
             metrics=Metrics(),
         )

@@ -13,7 +13,13 @@ import dataclasses
 
 import numpy as np
 
-from portfolio.risk import FactorModel, historical_var, parametric_var
+from portfolio.risk import (
+    FactorModel,
+    historical_var,
+    option_scenario_pnl,
+    parametric_var,
+    pnl_variance,
+)
 from portfolio.riskrun import RiskUniverse, capture, run_risk, take_snapshot
 from portfolio.stress import DEFAULT_SCENARIOS, stress_pnl
 from portfolio.valuation import InstrumentMarks
@@ -105,27 +111,59 @@ def test_take_snapshot_leaves_the_engine_copy_unchanged() -> None:
     twice(take_snapshot, engine_state(), TERMS, UNIVERSE)
 
 
-def test_parametric_var_leaves_exposures_and_model_unchanged() -> None:
+def test_model_moments_leave_the_model_unchanged() -> None:
+    twice(FactorModel.moments, trained_model())
+
+
+def test_pnl_variance_leaves_exposures_and_moments_unchanged() -> None:
+    snapshot = take_snapshot(engine_state(), TERMS, UNIVERSE)
+
+    twice(pnl_variance, snapshot.exposures, trained_model().moments())
+
+
+def test_parametric_var_leaves_exposures_and_moments_unchanged() -> None:
     snapshot = take_snapshot(engine_state(), TERMS, UNIVERSE)
 
     twice(
         parametric_var,
         snapshot.exposures,
-        trained_model(),
+        trained_model().moments(),
         confidences=CONFIDENCES,
         horizon_scale=1.0,
     )
 
 
-def test_historical_var_leaves_exposures_and_scenarios_unchanged() -> None:
+def test_option_scenario_pnl_leaves_its_inputs_unchanged() -> None:
     snapshot = take_snapshot(engine_state(), TERMS, UNIVERSE)
+    held = snapshot.options.instrument
+    scenarios = trained_model().scenarios()
+
+    twice(
+        option_scenario_pnl,
+        snapshot.option_spot,
+        TERMS.strike[held],
+        np.full(held.size, 0.5),
+        TERMS.implied_vol[held],
+        TERMS.rate[held],
+        TERMS.dividend_yield[held],
+        TERMS.is_call[held],
+        scenarios[:, UNIVERSE.series_of_instrument[held]],
+    )
+
+
+def test_historical_var_leaves_exposures_scenarios_and_holdings_unchanged() -> None:
+    snapshot = take_snapshot(engine_state(), TERMS, UNIVERSE)
+    scenarios = trained_model().scenarios()
+    option_pnl = np.random.default_rng(4).normal(0, 5, (snapshot.options.instrument.size, 50))
 
     twice(
         historical_var,
-        snapshot.exposures,
-        trained_model().scenarios(),
+        snapshot.linear,
+        scenarios,
         confidences=CONFIDENCES,
         return_scale=1.0,
+        options=snapshot.options,
+        option_pnl=option_pnl,
     )
 
 
@@ -135,16 +173,18 @@ def test_stress_pnl_leaves_its_inputs_unchanged() -> None:
     twice(stress_pnl, snapshot.stress, TERMS, DEFAULT_SCENARIOS)
 
 
-def test_run_risk_leaves_snapshot_and_model_unchanged() -> None:
+def test_run_risk_leaves_snapshot_and_models_unchanged() -> None:
     snapshot = take_snapshot(engine_state(), TERMS, UNIVERSE)
 
     twice(
         run_risk,
         snapshot,
         trained_model(),
+        trained_model(),
         TERMS,
         DEFAULT_SCENARIOS,
         confidences=CONFIDENCES,
-        horizon_s=23_400.0,
-        sample_interval_s=1.0,
+        horizon_days=1.0,
+        intraday_interval_s=1.0,
+        universe=UNIVERSE,
     )
