@@ -267,6 +267,12 @@ class PortfolioEngine:
         were last valued included), the currencies whose rate moved, and
         the accounts either moves.
         """
+        moved, fx_moved = self._revalue_everything(now_ns)
+        return self._change_of(moved, fx_moved)
+
+    def _revalue_everything(self, now_ns: int) -> tuple[I64Array1D, I64Array1D]:
+        # The full revaluation; returns the instruments whose marks moved and
+        # the currencies whose rate moved.
         mid, stale = self.prices.mid(), self.prices.is_stale
         before = self.marks.copy()
         fx_moved = self._update_fx(mid, stale)
@@ -303,7 +309,12 @@ class PortfolioEngine:
         stale_positions = self.book.positions_of_instruments(np.flatnonzero(v[:, _V["stale"]] > 0))
         if stale_positions.size:
             np.add.at(self._column("stale"), self._cell[stale_positions], 1.0)
-        positions = self.book.positions_of_instruments(self.marks.moved_since(before))
+        return self.marks.moved_since(before), fx_moved
+
+    def _change_of(self, instruments: I64Array1D, fx_moved: I64Array1D) -> PortfolioChange:
+        # The positions of ``instruments`` (sorted, distinct), and the accounts
+        # holding them or moved by the rates of ``fx_moved``.
+        positions = self.book.positions_of_instruments(instruments)
         hit = self._holds(fx_moved) if fx_moved.size else np.zeros(self.book.size_n, np.bool_)
         hit[self.book.pos_account[positions]] = True
         return PortfolioChange(np.flatnonzero(hit).astype(np.int64), positions, fx_moved)
@@ -508,13 +519,15 @@ class PortfolioEngine:
         if s.size > _FULL_REVALUATION_SHARE * self.book.size_p:
             # Touching this much, one exact full revaluation is cheaper. It
             # re-marks every instrument (options for the time that passed, any
-            # rate that moved), so what it changed is more than ``s``.
-            full = self.revalue_all(now_ns)
-            return PortfolioChange(
-                np.union1d(accounts, full.accounts).astype(np.int64),
-                np.union1d(s, full.positions).astype(np.int64),
-                full.currencies,
-            )
+            # rate that moved), so what it changed is more than ``s``: the
+            # positions of both sets of instruments, merged as a mask.
+            moved, fx_moved = self._revalue_everything(now_ns)
+            scratch = self._scratch
+            scratch[instruments] = True
+            scratch[moved] = True
+            both = np.flatnonzero(scratch).astype(np.int64)
+            scratch[both] = False
+            return self._change_of(both, fx_moved)
         change = new - old  # (I, K)
         ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         everyone = np.arange(s.size, dtype=np.int64)
