@@ -272,6 +272,21 @@ def log_returns(levels: F64Array1D, previous: F64Array1D) -> F64Array1D:
     return r
 
 
+def _sum_pairs(
+    account: Sequence[int] | I64Array1D,
+    series: Sequence[int] | I64Array1D,
+    data: Sequence[float] | np.ndarray,
+    size_a: int,
+    size_u: int,
+) -> tuple[I64Array1D, I64Array1D, np.ndarray]:
+    # (account, series) of each summed pair, sorted, and the sums.
+    pairs = (np.asarray(account, dtype=np.int64), np.asarray(series, dtype=np.int64))
+    summed = sp.coo_matrix((np.asarray(data), pairs), shape=(size_a, size_u)).tocsr()
+    summed.sum_duplicates()  # canonical: one entry per pair, columns sorted
+    rows = np.repeat(np.arange(size_a, dtype=np.int64), np.diff(summed.indptr))
+    return _frozen(rows), _frozen(summed.indices.astype(np.int64)), summed.data
+
+
 def _frozen(array: np.ndarray[tuple[int], np.dtype[np.generic]]) -> np.ndarray:
     # Snapshots are shared by the kernels of a run: a kernel that writes into
     # one (a sparse matrix built over it and compacted in place) fails
@@ -317,16 +332,30 @@ class Exposures:
         One sparse COO -> CSR conversion does the sum (linear time, and it
         releases the GIL, unlike a sort-based unique).
         """
-        pairs = (np.asarray(account, dtype=np.int64), np.asarray(series, dtype=np.int64))
-        data = np.asarray(value, dtype=np.float64)
-        summed = sp.coo_matrix((data, pairs), shape=(size_a, size_u)).tocsr()
-        summed.sum_duplicates()  # canonical: one entry per pair, columns sorted
-        rows = np.repeat(np.arange(size_a, dtype=np.int64), np.diff(summed.indptr))
-        return cls(
-            _frozen(rows),
-            _frozen(summed.indices.astype(np.int64)),
-            _frozen(np.ascontiguousarray(summed.data, dtype=np.float64)),
-            size_a,
+        rows, columns, summed = _sum_pairs(account, series, value, size_a, size_u)
+        return cls(rows, columns, _frozen(np.ascontiguousarray(summed.real)), size_a)
+
+    @classmethod
+    def aggregate_two(
+        cls,
+        account: I64Array1D,
+        series: I64Array1D,
+        value: F64Array1D,
+        other: F64Array1D,
+        *,
+        size_a: int,
+        size_u: int,
+    ) -> tuple[Exposures, Exposures]:
+        """Two sets of exposures over the same contributions, summed in one pass.
+
+        ``value`` and ``other`` ride as the real and imaginary parts of one
+        complex number; both results share the pairs (an entry may be 0 in one).
+        """
+        data = np.asarray(value, dtype=np.float64) + 1j * np.asarray(other, dtype=np.float64)
+        rows, columns, summed = _sum_pairs(account, series, data, size_a, size_u)
+        return (
+            cls(rows, columns, _frozen(np.ascontiguousarray(summed.real)), size_a),
+            cls(rows, columns, _frozen(np.ascontiguousarray(summed.imag)), size_a),
         )
 
     def matrix(self, size_u: int) -> sp.csr_matrix:

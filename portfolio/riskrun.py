@@ -285,15 +285,16 @@ def take_snapshot(
         np.concatenate([fv, -fv, cash_base[held], -cash_base[held]]),
     )
     is_option = terms.is_option[instrument]
-    linear = ~is_option
-    linear_part = (local[linear], series[linear], price_exposure[linear])
-
-    def aggregate(*parts: tuple[I64Array1D, I64Array1D, F64Array1D]) -> Exposures:
-        return Exposures.aggregate(
-            *(np.concatenate(column) for column in zip(*parts, strict=True)),
-            size_a=a,
-            size_u=universe.size_u,
-        )
+    # One sum for both: the delta exposures, and the linear ones without the
+    # options' price part (historical VaR revalues options in full).
+    exposures, linear = Exposures.aggregate_two(
+        np.concatenate([price_part[0], fx_part[0]]),
+        np.concatenate([price_part[1], fx_part[1]]),
+        np.concatenate([price_part[2], fx_part[2]]),
+        np.concatenate([np.where(is_option, 0.0, price_part[2]), fx_part[2]]),
+        size_a=a,
+        size_u=universe.size_u,
+    )
 
     qm = state.quantity[keep] * terms.multiplier[instrument]
     options = OptionHoldings.aggregate(
@@ -314,8 +315,8 @@ def take_snapshot(
     )
     return RiskSnapshot(
         accounts=state.accounts,
-        exposures=aggregate(price_part, fx_part),
-        linear=aggregate(linear_part, fx_part),
+        exposures=exposures,
+        linear=linear,
         options=options,
         option_spot=state.mid[terms.underlying_ix[options.instrument]],
         stress=stress,

@@ -299,8 +299,12 @@ def test_snapshot_holds_options_apart_from_their_linear_exposures() -> None:
     # Delta exposures carry the call's delta on AAA; the linear ones only the
     # translation of its value into the EUR base; the holding is 1,000 units
     # (10 x 100) at 1 / 1.2 EUR per USD.
-    assert AAA in snapshot.exposures.series.tolist()
-    assert set(snapshot.linear.series.tolist()) == {CCY["USD"], CCY["EUR"]}
+    delta = dict(zip(snapshot.exposures.series.tolist(), snapshot.exposures.value, strict=True))
+    linear = dict(zip(snapshot.linear.series.tolist(), snapshot.linear.value, strict=True))
+    assert delta[AAA] > 0  # a long call: long its underlying
+    assert linear[AAA] == 0.0
+    assert linear[CCY["USD"]] == -linear[CCY["EUR"]] == pytest.approx(delta[CCY["USD"]])
+    assert linear[CCY["USD"]] > 0
     assert snapshot.options.instrument.tolist() == [CALL]
     assert snapshot.options.units.tolist() == pytest.approx([1_000 / 1.2], rel=1e-12)
     assert snapshot.option_spot.tolist() == [100.0]
