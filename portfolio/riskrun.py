@@ -268,34 +268,29 @@ def take_snapshot(
 
     # Price exposures on the instruments' series; a foreign position's value
     # (and foreign cash) long its currency's series and short the base's.
+    # One sum for two sets: the delta exposures, and the linear ones without
+    # the options' price part (historical VaR revalues options in full).
     offset = universe.currency_offset
     fv = value_base[foreign]
-    series, price_exposure = universe.series_of_instrument[instrument], values.exposure * w
-    price_part = (local, series, price_exposure)
-    fx_part = (
-        np.concatenate([local[foreign], local[foreign], held[0], held[0]]),
+    price_exposure = values.exposure * w
+    is_option = terms.is_option[instrument]
+    fx_values = [fv, -fv, cash_base[held], -cash_base[held]]
+    exposures, linear = Exposures.aggregate_two(
+        np.concatenate([local, local[foreign], local[foreign], held[0], held[0]]),
         np.concatenate(
             [
+                universe.series_of_instrument[instrument],
                 offset + ccy[foreign],
                 offset + base[foreign],
                 offset + held[1],
                 offset + base_a[held[0]],
             ]
         ),
-        np.concatenate([fv, -fv, cash_base[held], -cash_base[held]]),
-    )
-    is_option = terms.is_option[instrument]
-    # One sum for both: the delta exposures, and the linear ones without the
-    # options' price part (historical VaR revalues options in full).
-    exposures, linear = Exposures.aggregate_two(
-        np.concatenate([price_part[0], fx_part[0]]),
-        np.concatenate([price_part[1], fx_part[1]]),
-        np.concatenate([price_part[2], fx_part[2]]),
-        np.concatenate([np.where(is_option, 0.0, price_part[2]), fx_part[2]]),
+        np.concatenate([price_exposure, *fx_values]),
+        np.concatenate([np.where(is_option, 0.0, price_exposure), *fx_values]),
         size_a=a,
         size_u=universe.size_u,
     )
-
     qm = state.quantity[keep] * terms.multiplier[instrument]
     options = OptionHoldings.aggregate(
         local[is_option], instrument[is_option], qm[is_option] * w[is_option], size_a=a
