@@ -9,9 +9,9 @@ reports, in one run:
   options on them are revalued too);
 - VaR time for all accounts (exposures, parametric, historical, stress), and
   the event-loop lag while it runs in a worker thread;
-- the event-loop side of one risk cadence tick: the EWMA sample, repricing
-  every option for time, and copying what the worker reads (the loop-stall
-  budget of the risk cadence);
+- the event-loop side of one risk cadence tick: the intraday EWMA sample,
+  repricing every option for time, and copying what the worker reads (the
+  loop-stall budget of the risk cadence);
 - peak memory (max RSS);
 - the speed-up over the scalar loop, timed on a sample and extrapolated.
 """
@@ -33,9 +33,11 @@ import numpy as np
 from bench.scalar import ScalarInputs, sample_positions, scalar_revalue
 from bench.universe import Universe, build_universe
 from portfolio.engine import PortfolioEngine
-from portfolio.risk import TRADING_SECONDS_PER_DAY, FactorModel, historical_var, parametric_var
+from portfolio.risk import historical_var, option_scenario_pnl, parametric_var
+from portfolio.riskmodel import RiskModel
 from portfolio.riskrun import RiskUniverse, capture, run_risk, take_snapshot
 from portfolio.stress import DEFAULT_SCENARIOS, stress_pnl
+from portfolio.valuation import NS_PER_YEAR
 from pricing.instruments import InstrumentType
 from pricing.pricebook import TickBatch
 
@@ -73,14 +75,20 @@ def _incremental(
     return _median_ms(times), int(statistics.median(touched))
 
 
-def _train(model: FactorModel, samples: int, rng: np.random.Generator) -> None:
-    # Factor-structured returns: a market factor, a factor per group, noise.
-    groups = model.group_of
+def _train(model: RiskModel, days: int, samples: int, rng: np.random.Generator) -> None:
+    # Factor-structured returns: a market factor, a factor per group, noise;
+    # a daily history seeds the daily model, per-second ones the intraday one.
+    groups = model.daily.group_of
     k = int(groups.max()) + 1
-    for _ in range(samples):
-        market = rng.normal(0.0, 0.004)
-        sector = rng.normal(0.0, 0.003, k)
-        model.update(market + sector[groups] + rng.normal(0.0, 0.005, groups.size))
+
+    def returns(n: int, scale: float) -> np.ndarray:
+        market = rng.normal(0.0, 0.01 * scale, (n, 1))
+        sector = rng.normal(0.0, 0.008 * scale, (n, k))
+        return market + sector[:, groups] + rng.normal(0.0, 0.012 * scale, (n, groups.size))
+
+    model.seed(np.exp(np.cumsum(np.vstack([np.zeros(groups.size), returns(days, 1.0)]), axis=0)))
+    for r in returns(samples, 1.0 / 150.0):
+        model.intraday.update(r)
 
 
 async def _risk_with_lag(
@@ -144,45 +152,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         incremental[label], touched[label] = _incremental(u, engine, fraction, args.repeats, rng)
 
     universe = RiskUniverse(u.master, u.terms, u.fx.currencies)
-    model = FactorModel(universe.group_of, lam=0.94, window=250, min_samples=20)
-    _train(model, 250, rng)
+    model = RiskModel(universe.group_of, lam=0.94, window=250, min_days=20, intraday_half_life=20.0)
+    _train(model, 500, 60, rng)
     every = np.arange(u.positions.size_n, dtype=np.int64)
     # The event loop's share of one risk cadence tick.
     assert engine.usd_per is not None  # set by the first revaluation
     levels = universe.levels(engine.marks.mark, engine.usd_per)
     loop_side = {
-        "sample_ms": _timed_ms(lambda: model.observe(levels)),
+        "sample_ms": _timed_ms(lambda: model.sample(levels)),
         "reprice_options_ms": _timed_ms(lambda: engine.revalue_options(u.now_ns)),
-        "copy_ms": _timed_ms(lambda: (capture(engine, every, u.now_ns), model.copy())),
+        "copy_ms": _timed_ms(lambda: (capture(engine, every, u.now_ns), model.intraday.copy())),
     }
     state = capture(engine, every, u.now_ns)
-    scale = TRADING_SECONDS_PER_DAY / 1.0
     snapshot = take_snapshot(state, u.terms, universe)  # warm-up: first-touch page faults
     parts = {"exposures_ms": _timed_ms(lambda: take_snapshot(state, u.terms, universe))}
+    moments = model.daily.moments()
     parts["parametric_ms"] = _timed_ms(
         lambda: parametric_var(
-            snapshot.exposures, model, confidences=_CONFIDENCES, horizon_scale=scale
+            snapshot.exposures, moments, confidences=_CONFIDENCES, horizon_scale=1.0
         )
     )
-    parts["historical_ms"] = _timed_ms(
-        lambda: historical_var(
-            snapshot.exposures,
-            model.scenarios(),
+    history = model.daily.scenarios()
+    held = snapshot.options.instrument
+
+    def historical() -> None:
+        option_pnl = option_scenario_pnl(
+            snapshot.option_spot,
+            u.terms.strike[held],
+            (u.terms.expiry_ns[held] - u.now_ns) / NS_PER_YEAR,
+            u.terms.implied_vol[held],
+            u.terms.rate[held],
+            u.terms.dividend_yield[held],
+            u.terms.is_call[held],
+            history[:, universe.series_of_instrument[held]],
+        )
+        historical_var(
+            snapshot.linear,
+            history,
             confidences=_CONFIDENCES,
-            return_scale=scale**0.5,
+            return_scale=1.0,
+            options=snapshot.options,
+            option_pnl=option_pnl,
         )
-    )
+
+    parts["historical_ms"] = _timed_ms(historical)
     parts["stress_ms"] = _timed_ms(lambda: stress_pnl(snapshot.stress, u.terms, DEFAULT_SCENARIOS))
 
     def whole_run() -> None:
         run_risk(
             take_snapshot(state, u.terms, universe),
-            model,
+            model.daily,
+            model.intraday,
             u.terms,
             DEFAULT_SCENARIOS,
             confidences=_CONFIDENCES,
-            horizon_s=TRADING_SECONDS_PER_DAY,
-            sample_interval_s=1.0,
+            horizon_days=1.0,
+            intraday_interval_s=1.0,
+            universe=universe,
         )
 
     whole_run()  # the first run also pays for first-touch page faults
@@ -245,7 +271,7 @@ def report(result: dict[str, Any]) -> str:
         f"(exposures {parts['exposures_ms']}, parametric {parts['parametric_ms']}, "
         f"historical {parts['historical_ms']}, stress {parts['stress_ms']} ms)",
         f"event-loop lag while it ran: max {lag['max']} ms, p99 {lag['p99']} ms",
-        f"risk cadence on the loop: EWMA sample {loop['sample_ms']} ms, options repriced "
+        f"risk cadence on the loop: intraday sample {loop['sample_ms']} ms, options repriced "
         f"{loop['reprice_options_ms']} ms, copies for the worker {loop['copy_ms']} ms",
         f"peak RSS: {result['peak_rss_mb']} MB",
         f"scalar loop, extrapolated: {result['scalar_full_reval_ms_extrapolated']} ms -> "

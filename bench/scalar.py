@@ -1,7 +1,7 @@
 """The scalar baseline: the obvious Python loop that revalues positions one by one.
 
 It does per position what the vectorised kernels do for all of them: mark
-(Black-Scholes with ``math.erf`` for options), market value, unrealised and
+(Black-Scholes-Merton with ``math.erf`` for options), market value, unrealised and
 day P&L, exposure and greeks, conversion to the account's base through USD,
 and the account sums. The benchmark times it on a sample and scales the time
 per position to the whole book.
@@ -27,22 +27,25 @@ def _ncdf(x: float) -> float:
 
 
 def _black_scholes(
-    s: float, k: float, t: float, vol: float, r: float, call: bool
+    s: float, k: float, t: float, vol: float, r: float, q: float, call: bool
 ) -> tuple[float, ...]:
     sign = 1.0 if call else -1.0
     if t <= 0:
         return max(sign * (s - k), 0.0), (sign if sign * (s - k) > 0 else 0.0), 0.0, 0.0, 0.0, 0.0
     sq = math.sqrt(t)
-    d1 = (math.log(s / k) + (r + 0.5 * vol * vol) * t) / (vol * sq)
+    d1 = (math.log(s / k) + (r - q + 0.5 * vol * vol) * t) / (vol * sq)
     d2 = d1 - vol * sq
     disc = math.exp(-r * t)
+    carry = math.exp(-q * t)
     pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2.0 * math.pi)
-    price = sign * (s * _ncdf(sign * d1) - k * disc * _ncdf(sign * d2))
-    delta = sign * _ncdf(sign * d1)
-    gamma = pdf / (s * vol * sq)
-    vega = s * pdf * sq * 0.01
-    theta = (-s * pdf * vol / (2 * sq) - sign * r * k * disc * _ncdf(sign * d2)) / 365.0
-    rho = sign * k * t * disc * _ncdf(sign * d2) * 0.01
+    n1, n2 = _ncdf(sign * d1), _ncdf(sign * d2)
+    price = sign * (s * carry * n1 - k * disc * n2)
+    delta = sign * carry * n1
+    gamma = carry * pdf / (s * vol * sq)
+    vega = s * carry * pdf * sq * 0.01
+    theta = (-s * carry * pdf * vol / (2 * sq) - sign * r * k * disc * n2) / 365.0
+    theta += sign * q * s * carry * n1 / 365.0
+    rho = sign * k * t * disc * n2 * 0.01
     return price, delta, gamma, vega, theta, rho
 
 
@@ -75,6 +78,7 @@ class ScalarInputs:
         self.call = terms.is_call.tolist()
         self.vol = terms.implied_vol.tolist()
         self.rate = terms.rate.tolist()
+        self.dividend_yield = terms.dividend_yield.tolist()
         self.now = u.now_ns
 
 
@@ -87,10 +91,11 @@ def scalar_revalue(x: ScalarInputs) -> dict[int, list[float]]:
             u = x.underlying[i]
             s = x.mid[u]
             t = (x.expiry[i] - x.now) / _NS_PER_YEAR
+            r, y = x.rate[i], x.dividend_yield[i]
             mark, delta, gamma, vega, theta, rho = _black_scholes(
-                s, x.strike[i], t, x.vol[i], x.rate[i], x.call[i]
+                s, x.strike[i], t, x.vol[i], r, y, x.call[i]
             )
-            prev_mark = _black_scholes(x.prev[u], x.strike[i], t, x.vol[i], x.rate[i], x.call[i])[0]
+            prev_mark = _black_scholes(x.prev[u], x.strike[i], t, x.vol[i], r, y, x.call[i])[0]
         else:
             s = mark = x.mid[i]
             prev_mark = x.prev[i]

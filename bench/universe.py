@@ -53,11 +53,20 @@ class Universe:
     now_ns: int
 
 
+# The venue of each type (an expiring instrument's venue fixes its expiry time).
+_VENUE = {
+    InstrumentType.EQUITY: "XNAS",
+    InstrumentType.FUTURE: "XCME",
+    InstrumentType.FX: "FX",
+    InstrumentType.OPTION: "OPRA",
+}
+
+
 def _instrument(
     symbol: str, kind: InstrumentType, currency: str, price: float, **extra: Any
 ) -> Instrument:
     return Instrument(
-        instrument_id=InstrumentId(f"{symbol}.BENCH"),
+        instrument_id=InstrumentId(f"{symbol}.{_VENUE[kind]}"),
         symbol=Symbol(symbol),
         type=kind,
         currency=currency,
@@ -88,7 +97,13 @@ def build_master(m: int, rng: np.random.Generator) -> InstrumentMaster:
         sector = _SECTORS[k % len(_SECTORS)]
         instruments.append(
             _instrument(
-                f"EQ{k:05d}", InstrumentType.EQUITY, ccy, price, sector=sector, volatility=0.3
+                f"EQ{k:05d}",
+                InstrumentType.EQUITY,
+                ccy,
+                price,
+                sector=sector,
+                volatility=0.3,
+                dividend_yield=0.015,
             )
         )
     for k in range(n_futures):

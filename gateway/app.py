@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 
@@ -55,7 +55,8 @@ from portfolio.types import AccountId
 from portfolio.valuation import InstrumentTerms
 from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
-from pricing.simulator import MarketModel, ModelParams
+from pricing.simulator import TRADING_SECONDS_PER_DAY, MarketModel, ModelParams
+from pricing.types import F64Array2D
 
 __all__ = ["build_gateway", "create_app"]
 
@@ -112,11 +113,47 @@ async def _open_accounts(gateway: Gateway, truth: dict[AccountId, AccountRecord]
     gateway.hub.register_channel(channel, PortfolioChannelSpec(set(positions.accounts)))
     gateway.pipeline.add_listener(pacer)
     universe = RiskUniverse(master, terms, fx.currencies)
+    history, trading_days = _market_history(gateway)
     worker = RiskWorker(
-        channel, universe, settings.risk, clock=gateway.clock, metrics=gateway.metrics
+        channel,
+        universe,
+        settings.risk,
+        clock=gateway.clock,
+        metrics=gateway.metrics,
+        history=history,
+        trading_days=trading_days,
     )
     logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
     return Accounts(positions, engine, channel, pacer, worker, cache)
+
+
+def _market_history(
+    gateway: Gateway,
+) -> tuple[F64Array2D | None, Callable[[], float] | None]:
+    # The simulator knows its market: it draws the daily history that seeds the
+    # risk model, and counts the trading days it has run (it trades around the
+    # clock). Other sources have neither: the daily model learns from day rolls.
+    source = gateway.source
+    if not isinstance(source, SimulatorSource):
+        return None, None
+    model = source.model
+    days = gateway.settings.risk.history_days
+    history = model.daily_history(days, seed=gateway.settings.simulator.seed) if days else None
+    step_s = model.params.step_s
+    return history, lambda: model.steps * step_s / TRADING_SECONDS_PER_DAY
+
+
+def _check_history_days(settings: Settings, source: MarketDataSource) -> None:
+    # The simulator's history is moment-matched on its market and sector
+    # shocks, which takes more days than there are shocks.
+    if not isinstance(source, SimulatorSource):
+        return
+    days, shocks = settings.risk.history_days, 1 + len(source.model.sector_names)
+    if 0 < days <= shocks:
+        raise SettingsError(
+            "TICKGATE_RISK_HISTORY_DAYS",
+            f"must be 0 or more than the simulator's {shocks} market and sector shocks, was {days}",
+        )
 
 
 def _seeds(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
@@ -204,6 +241,7 @@ def build_gateway(
         metrics=metrics,
     )
     source = source or _build_source(settings, master, clock, metrics)
+    _check_history_days(settings, source)
     pipeline = MarketDataPipeline(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )

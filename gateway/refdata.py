@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from importlib import resources
 from pathlib import Path
 
 from gateway.errors import SettingsError
 from pricing.errors import ReferenceDataError
-from pricing.instruments import Instrument, InstrumentMaster, parse_instrument_csv
+from pricing.instruments import Instrument, InstrumentMaster, InstrumentType, parse_instrument_csv
 
 __all__ = ["instrument_json", "load_master"]
 
@@ -47,5 +48,11 @@ def instrument_json(instrument: Instrument) -> dict[str, object]:
         "option_type": i.option_type.value if i.option_type else None,
         "strike": str(i.strike) if i.strike is not None else None,
         "expiry": i.expiry.isoformat() if i.expiry else None,
+        "expires_at": _utc_iso(i.expires_at),
         "base_currency": i.base_currency,
+        "dividend_yield": i.dividend_yield if i.type is InstrumentType.EQUITY else None,
     }
+
+
+def _utc_iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -334,25 +334,39 @@ class PortfolioSettings:
 
 @dataclass(frozen=True, slots=True)
 class RiskSettings:
-    """Risk cadence and models (see ``portfolio.risk``).
+    """Risk cadence and models (see docs/risk.md).
 
-    Every ``interval_ms`` the gateway samples prices into the EWMA model,
-    reprices options for time decay and computes VaR and stress for every
-    account in a worker thread. ``scenarios`` overrides the default stress
-    scenarios: ``name:equity=-0.1,vol=0.5;name2:fx=0.05``.
+    Every ``interval_ms`` the gateway samples prices into the intraday
+    model (half-life ``intraday_half_life_s``), reprices options for time
+    decay and computes VaR, volatilities and stress for every account in a
+    worker thread. VaR comes from the daily model: an EWMA of daily returns
+    with decay ``ewma_lambda``, seeded in simulator mode from
+    ``history_days`` daily closes drawn from the simulator's own model, and
+    fed each day's close-to-close return at the day roll; it is reported
+    once the model holds ``min_days`` daily returns. Historical VaR uses the
+    last ``window`` daily returns as scenarios; the horizon is
+    ``horizon_days`` trading days. ``scenarios`` overrides the default
+    stress scenarios: ``name:equity=-0.1,vol=0.5;name2:fx=0.05``.
     """
 
     env_section: ClassVar[str] = "RISK"
     interval_ms: int = 1_000
     ewma_lambda: float = 0.94
     window: int = 250
-    min_samples: int = 20
+    min_days: int = 20
+    history_days: int = 500
     horizon_days: float = 1.0
+    intraday_half_life_s: float = 20.0
     confidences: tuple[str, ...] = ("0.95", "0.99")
     scenarios: str = ""
 
     def __post_init__(self) -> None:
-        _positive(self, "interval_ms", "window", "min_samples", "horizon_days")
+        _positive(self, "interval_ms", "window", "min_days", "horizon_days", "intraday_half_life_s")
+        _check(
+            self.history_days >= 0,
+            "history_days",
+            f"must be >= 0, was {self.history_days}",
+        )
         _check(
             0 < self.ewma_lambda < 1,
             "ewma_lambda",

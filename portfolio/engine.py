@@ -36,6 +36,14 @@ exactly (startup, reconciliation); tests check that both agree. Options are
 also repriced for the passage of time by ``revalue_options``, on the risk
 cadence.
 
+**Every change is listed.** Each update returns a ``PortfolioChange`` naming
+every position whose values moved and every account whose totals moved, so
+that the rows a client holds always sum to the totals it was sent. A full
+revaluation (including the one a large batch falls back to) re-marks every
+instrument at ``now_ns``, options for the time that passed too: it finds
+what moved by comparing the marks before and after, rather than trusting
+the caller's list.
+
 Status (fail closed): a position is ``UNPRICED`` when its price or the FX rate
 from its currency to the account's base is missing, and ``STALE`` when
 either is stale. Unpriced positions add nothing to the price-based sums, an
@@ -251,10 +259,23 @@ class PortfolioEngine:
 
     # --- updates ------------------------------------------------------------------
 
-    def revalue_all(self, now_ns: int) -> None:
-        """Revalue every instrument and re-sum every account exactly."""
+    def revalue_all(self, now_ns: int) -> PortfolioChange:
+        """Revalue every instrument and re-sum every account exactly.
+
+        Returns the change: the positions of every instrument whose mark,
+        greeks or status moved (options re-marked for the time since they
+        were last valued included), the currencies whose rate moved, and
+        the accounts either moves.
+        """
+        moved, fx_moved = self._revalue_everything(now_ns)
+        return self._change_of(moved, fx_moved)
+
+    def _revalue_everything(self, now_ns: int) -> tuple[I64Array1D, I64Array1D]:
+        # The full revaluation; returns the instruments whose marks moved and
+        # the currencies whose rate moved.
         mid, stale = self.prices.mid(), self.prices.is_stale
-        self._update_fx(mid, stale)
+        before = self.marks.copy()
+        fx_moved = self._update_fx(mid, stale)
         self.marks.update(self.terms, np.arange(mid.shape[0]), mid, stale, now_ns)
         self._vectors = sum_vectors(self.marks, self.prev_mark)
         if self._layout != (self.book.size_n, self.book.size_p):
@@ -288,6 +309,15 @@ class PortfolioEngine:
         stale_positions = self.book.positions_of_instruments(np.flatnonzero(v[:, _V["stale"]] > 0))
         if stale_positions.size:
             np.add.at(self._column("stale"), self._cell[stale_positions], 1.0)
+        return self.marks.moved_since(before), fx_moved
+
+    def _change_of(self, instruments: I64Array1D, fx_moved: I64Array1D) -> PortfolioChange:
+        # The positions of ``instruments`` (sorted, distinct), and the accounts
+        # holding them or moved by the rates of ``fx_moved``.
+        positions = self.book.positions_of_instruments(instruments)
+        hit = self._holds(fx_moved) if fx_moved.size else np.zeros(self.book.size_n, np.bool_)
+        hit[self.book.pos_account[positions]] = True
+        return PortfolioChange(np.flatnonzero(hit).astype(np.int64), positions, fx_moved)
 
     def on_prices_changed(self, changed_ix: I64Array1D, now_ns: int) -> PortfolioChange:
         """Revalue what the changed instruments (sorted, unique) affect."""
@@ -302,12 +332,13 @@ class PortfolioEngine:
         self._scratch[self._options_on(changed_ix)] = True
         instruments = np.flatnonzero(self._scratch).astype(np.int64)
         self._scratch[instruments] = False
-        touched, accounts = self._reprice(instruments, mid, stale, now_ns)
-        if fx_moved.size:
-            hit = self._holds(fx_moved)
-            hit[accounts] = True
-            accounts = np.flatnonzero(hit).astype(np.int64)
-        return PortfolioChange(accounts, touched, fx_moved)
+        change = self._reprice(instruments, mid, stale, now_ns)
+        if fx_moved.size == 0:
+            return change
+        hit = self._holds(fx_moved)
+        hit[change.accounts] = True
+        currencies = np.union1d(fx_moved, change.currencies).astype(np.int64)
+        return PortfolioChange(np.flatnonzero(hit).astype(np.int64), change.positions, currencies)
 
     def start_day(self, now_ns: int) -> None:
         """Roll to a new trading day and revalue everything.
@@ -328,8 +359,7 @@ class PortfolioEngine:
     def revalue_options(self, now_ns: int) -> PortfolioChange:
         """Reprice every option at ``now_ns`` (time decay) and update the sums."""
         mid, stale = self.prices.mid(), self.prices.is_stale
-        touched, accounts = self._reprice(self.option_ix, mid, stale, now_ns)
-        return PortfolioChange(accounts, touched)
+        return self._reprice(self.option_ix, mid, stale, now_ns)
 
     def apply_fills(self, fills: list[Fill]) -> PortfolioChange:
         """Apply fills (replays are ignored) and re-sum the accounts they touched."""
@@ -472,9 +502,9 @@ class PortfolioEngine:
 
     def _reprice(
         self, instruments: I64Array1D, mid: F64Array1D, stale: np.ndarray, now_ns: int
-    ) -> tuple[I64Array1D, I64Array1D]:
+    ) -> PortfolioChange:
         # New marks for ``instruments``; the sums of the cells holding them move
-        # by coefficient x (new vector - old vector). Returns (positions, accounts).
+        # by coefficient x (new vector - old vector).
         self.marks.update(self.terms, instruments, mid, stale, now_ns)
         old = self._vectors[instruments]
         new = sum_vectors(self.marks, self.prev_mark, rows=instruments)
@@ -487,16 +517,24 @@ class PortfolioEngine:
         ranks = _runs(starts, counts)
         s = order[ranks]
         if s.size == 0:
-            return s, s
+            return PortfolioChange(s, s)
         cell = self._cell_by_instrument[ranks]
         hit = self._account_mask
         hit[cell // self._c] = True
         accounts = np.flatnonzero(hit).astype(np.int64)
         hit[accounts] = False
         if s.size > _FULL_REVALUATION_SHARE * self.book.size_p:
-            # Touching this much, one exact full revaluation is cheaper.
-            self.revalue_all(now_ns)
-            return s, accounts
+            # Touching this much, one exact full revaluation is cheaper. It
+            # re-marks every instrument (options for the time that passed, any
+            # rate that moved), so what it changed is more than ``s``: the
+            # positions of both sets of instruments, merged as a mask.
+            moved, fx_moved = self._revalue_everything(now_ns)
+            scratch = self._scratch
+            scratch[instruments] = True
+            scratch[moved] = True
+            both = np.flatnonzero(scratch).astype(np.int64)
+            scratch[both] = False
+            return self._change_of(both, fx_moved)
         change = new - old  # (I, K)
         ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         everyone = np.arange(s.size, dtype=np.int64)
@@ -535,7 +573,7 @@ class PortfolioEngine:
             np.add.at(
                 flat, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
             )
-        return s, accounts
+        return PortfolioChange(accounts, s)
 
     def _column(self, name: str) -> F64Array1D:
         # A writable view of one sum's column.

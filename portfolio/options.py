@@ -1,13 +1,18 @@
-"""Vectorised Black-Scholes prices and greeks for European options.
+"""Vectorised Black-Scholes-Merton prices and greeks for European options.
 
-Dimensions: O = options. No dividends; American-style listed equity options
-are valued as European (the early-exercise premium of calls on stocks
-without dividends is zero, and small for puts at these rates).
+Dimensions: O = options. The underlying pays a continuous dividend yield
+``q`` (Merton's extension: the forward is ``S e^{(r - q) T}``). American-style
+listed equity options are valued as European, which leaves out their
+early-exercise premium (small for calls at these yields and for puts at
+these rates).
 
-Units: ``vega`` per 1 volatility point (0.01), ``theta`` per calendar day
-(the change in value as one day passes, usually negative), ``rho`` per 1%
-(0.01) change in the rate. ``delta`` and ``gamma`` are per unit of the
-underlying.
+Units: ``vega`` per 1 volatility point (0.01), ``theta`` per calendar day,
+``rho`` per 1% (0.01) change in the rate. ``delta`` and ``gamma`` are per
+unit of the underlying. ``theta`` is the analytic rate ``dV/dt`` (``t``
+calendar time, so ``-dV/dT`` for time to expiry ``T``) divided by
+``DAYS_PER_YEAR``: the instantaneous rate of decay expressed per calendar
+day, not the difference between today's value and tomorrow's (which also
+carries the curvature of the decay, large in the last days of an option).
 
 NaN policy: NaN in ``spot`` (no underlying price) gives NaN outputs. At or
 after expiry (``t_years <= 0``) the option is worth its intrinsic value,
@@ -50,8 +55,10 @@ def black_scholes(
     vol: F64Array1D,
     rate: F64Array1D,
     is_call: BoolArray1D,
+    *,
+    dividend_yield: F64Array1D,
 ) -> OptionValues:
-    """Price European options and their greeks.
+    """Price European options and their greeks (Black-Scholes-Merton).
 
     Parameters
     ----------
@@ -65,6 +72,8 @@ def black_scholes(
         Continuously compounded risk-free rate of the option's currency.
     is_call : ndarray, shape (O,), bool
         True for calls, False for puts.
+    dividend_yield : ndarray, shape (O,), float64
+        Continuous dividend yield of the underlying (0.012 = 1.2% a year).
 
     Returns
     -------
@@ -77,12 +86,14 @@ def black_scholes(
     sigma = np.asarray(vol, dtype=np.float64)
     r = np.asarray(rate, dtype=np.float64)
     call = np.asarray(is_call, dtype=np.bool_)
+    q = np.asarray(dividend_yield, dtype=np.float64)
     for name, array in (
         ("strike", k),
         ("t_years", t),
         ("vol", sigma),
         ("rate", r),
         ("is_call", call),
+        ("dividend_yield", q),
     ):
         if array.shape != s.shape:
             raise ShapeError(name, s.shape, array.shape)
@@ -92,19 +103,24 @@ def black_scholes(
     sqrt_t = np.sqrt(t_live)
     sig_sqrt_t = sigma * sqrt_t
     with np.errstate(divide="ignore", invalid="ignore"):
-        d1 = (np.log(s / k) + (r + 0.5 * sigma * sigma) * t_live) / sig_sqrt_t
+        d1 = (np.log(s / k) + (r - q + 0.5 * sigma * sigma) * t_live) / sig_sqrt_t
     d2 = d1 - sig_sqrt_t
     discount = np.exp(-r * t_live)
+    s_q = s * np.exp(-q * t_live)  # the spot less the dividends paid before expiry
     sign: F64Array1D = np.where(call, 1.0, -1.0).astype(np.float64)
     nd1 = ndtr(sign * d1)
     nd2 = ndtr(sign * d2)
     pdf_d1 = _INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
 
-    price = sign * (s * nd1 - k * discount * nd2)
-    delta = sign * nd1
-    gamma = pdf_d1 / (s * sig_sqrt_t)
-    vega = s * pdf_d1 * sqrt_t * 0.01
-    theta_year = -s * pdf_d1 * sigma / (2.0 * sqrt_t) - sign * r * k * discount * nd2
+    price = sign * (s_q * nd1 - k * discount * nd2)
+    delta = sign * (s_q / s) * nd1
+    gamma = (s_q / s) * pdf_d1 / (s * sig_sqrt_t)
+    vega = s_q * pdf_d1 * sqrt_t * 0.01
+    theta_year = (
+        -s_q * pdf_d1 * sigma / (2.0 * sqrt_t)
+        - sign * r * k * discount * nd2
+        + sign * q * s_q * nd1
+    )
     theta = theta_year / DAYS_PER_YEAR
     rho = sign * k * t_live * discount * nd2 * 0.01
 

@@ -4,7 +4,8 @@ Dimensions: M = instruments, P = positions, N = accounts, C = currencies,
 S = a subset of positions, F = summed total fields.
 
 Per instrument (``InstrumentMarks``): the mark (the mid, or the last trade;
-for options the Black-Scholes price off the underlying's live mark), the
+for options the Black-Scholes-Merton price off the underlying's live mark,
+with the underlying's dividend yield), the
 greeks per unit, the underlying's price and a ``Status``.
 
 Per position, in the instrument's currency, multiplier included:
@@ -51,20 +52,19 @@ __all__ = [
 ]
 
 NS_PER_YEAR = DAYS_PER_YEAR * 86_400 * 1_000_000_000
-# Options expire at 16:00 New York time, taken as 21:00 UTC.
-_EXPIRY_UTC_HOUR = 21
 
 
 def expiry_ns(master: InstrumentMaster) -> I64Array1D:
-    """Expiry time per instrument as UNIX ns (0 for instruments without one), shape (M,)."""
-    import datetime as dt
+    """Expiry instant per instrument as UNIX ns, shape (M,); 0 for instruments without one.
 
+    An instrument expires at its listing venue's close on its expiry date, in
+    the venue's time zone (``Instrument.expires_at``): US listed options at
+    16:00 New York time, 21:00 UTC in winter and 20:00 UTC in summer.
+    """
     out = np.zeros(len(master), dtype=np.int64)
     for ix, instrument in enumerate(master):
-        if instrument.expiry is not None:
-            moment = dt.datetime.combine(
-                instrument.expiry, dt.time(_EXPIRY_UTC_HOUR), tzinfo=dt.UTC
-            )
+        moment = instrument.expires_at
+        if moment is not None:
             out[ix] = int(moment.timestamp()) * 1_000_000_000
     return out
 
@@ -75,7 +75,9 @@ class InstrumentTerms:
 
     ``implied_vol`` is the per-instrument implied volatility of options, from
     the master's ``volatility`` column. ``rate`` is the risk-free rate of the
-    instrument's currency. ``is_fx_pair`` marks FX pairs and ``pair_base_ix``
+    instrument's currency. ``dividend_yield`` is the continuous dividend yield
+    that values an option: its underlying's (0 for other instruments).
+    ``is_fx_pair`` marks FX pairs and ``pair_base_ix``
     their base currency (the quote currency is ``currency_ix``); it is -1 for
     other instruments and for a base outside ``currencies``. ``is_equity_risk``
     marks what an equity stress shock moves: equities, equity-index futures,
@@ -94,6 +96,7 @@ class InstrumentTerms:
     is_call: BoolArray1D
     implied_vol: F64Array1D
     rate: F64Array1D
+    dividend_yield: F64Array1D
     is_equity_risk: BoolArray1D
 
     @classmethod
@@ -121,6 +124,9 @@ class InstrumentTerms:
             ),
             implied_vol=master.volatility.copy(),
             rate=np.array([rates.get(i.currency, 0.0) for i in master]),
+            dividend_yield=np.where(
+                is_option, master.dividend_yield[master.underlying_ix], 0.0
+            ).astype(np.float64),
             is_equity_risk=np.array(
                 [
                     k is InstrumentType.EQUITY
@@ -152,6 +158,20 @@ class InstrumentMarks:
             setattr(other, name, getattr(self, name).copy())
         other.status = self.status.copy()
         return other
+
+    def moved_since(self, before: InstrumentMarks) -> I64Array1D:
+        """Instruments whose mark, underlying price, greeks or status differ from ``before``.
+
+        Returns
+        -------
+        ndarray, shape (I,), int64
+            Sorted rows; NaN equals NaN (an instrument without a price stays unpriced).
+        """
+        moved = self.status != before.status
+        for name in ("mark", "underlying_price", "delta", "gamma", "vega", "theta", "rho"):
+            now, then = getattr(self, name), getattr(before, name)
+            moved |= (now != then) & ~(np.isnan(now) & np.isnan(then))
+        return np.flatnonzero(moved).astype(np.int64)
 
     def update(
         self,
@@ -185,6 +205,7 @@ class InstrumentMarks:
             terms.implied_vol[options] * vol_multiplier,
             terms.rate[options],
             terms.is_call[options],
+            dividend_yield=terms.dividend_yield[options],
         )
         self.mark[options] = values.price
         self.underlying_price[options] = spot

@@ -23,6 +23,7 @@ import numpy as np
 
 from pricing.errors import ReferenceDataError, UnknownInstrument
 from pricing.types import F64Array1D, I64Array1D, InstrumentId, Symbol
+from pricing.venues import VENUES, venue_code
 
 __all__ = [
     "CSV_COLUMNS",
@@ -58,7 +59,11 @@ CSV_COLUMNS: Final = (
     "ref_price",
     "volatility",
     "weight",
+    "dividend_yield",
 )
+"""Header of the instrument master CSV. A file whose header lacks the last
+column, ``dividend_yield`` (the layout before it existed), is read with every
+yield 0."""
 
 
 class InstrumentType(StrEnum):
@@ -80,8 +85,10 @@ class Instrument:
     ``ref_price`` is the previous close in ``currency``; ``volatility`` is
     annualised (a decimal, 0.25 = 25%) and seeds both the simulator and the
     per-instrument implied volatility. ``weight`` is the relative tick-arrival
-    rate the simulator gives the instrument. Option fields are ``None`` for
-    other types; ``base_currency`` is set for FX pairs only.
+    rate the simulator gives the instrument. ``dividend_yield`` is an
+    equity's continuous dividend yield (annual, a decimal: 0.012 = 1.2%),
+    which values the options on it; 0 for other types. Option fields are
+    ``None`` for other types; ``base_currency`` is set for FX pairs only.
     """
 
     instrument_id: InstrumentId
@@ -100,6 +107,18 @@ class Instrument:
     strike: Decimal | None = None
     expiry: dt.date | None = None
     base_currency: str | None = None
+    dividend_yield: float = 0.0
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        """When the instrument expires, in UTC: its venue's close on ``expiry``.
+
+        ``None`` without an expiry. The venue is the last part of the id; the
+        parser accepts an expiry only on a venue of ``pricing.venues.VENUES``.
+        """
+        if self.expiry is None:
+            return None
+        return VENUES[venue_code(self.instrument_id)].close_on(self.expiry)
 
     @property
     def price_decimals(self) -> int:
@@ -120,6 +139,8 @@ class InstrumentMaster(Sequence[Instrument]):
         Contract terms per instrument.
     volatility, weight : ndarray, shape (M,), float64
         Annualised volatility and relative tick-arrival weight.
+    dividend_yield : ndarray, shape (M,), float64
+        Continuous dividend yield (0 except equities).
     price_decimals : ndarray, shape (M,), int64
         Decimal places of each instrument's tick grid.
     underlying_ix : ndarray, shape (M,), int64
@@ -140,6 +161,7 @@ class InstrumentMaster(Sequence[Instrument]):
         self.multiplier = self._column(lambda i: float(i.multiplier))
         self.volatility = self._column(lambda i: i.volatility)
         self.weight = self._column(lambda i: i.weight)
+        self.dividend_yield = self._column(lambda i: i.dividend_yield)
         self.price_decimals: I64Array1D = np.array(
             [i.price_decimals for i in self._instruments], dtype=np.int64
         )
@@ -204,7 +226,8 @@ def parse_instrument_csv(text: str) -> InstrumentMaster:
     Raises ``ReferenceDataError`` naming the line of the first bad row.
     """
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or tuple(reader.fieldnames) != CSV_COLUMNS:
+    header = None if reader.fieldnames is None else tuple(reader.fieldnames)
+    if header not in (CSV_COLUMNS, CSV_COLUMNS[:-1]):
         raise ReferenceDataError(1, f"header must be {','.join(CSV_COLUMNS)}")
     rows = [(line, row) for line, row in enumerate(reader, start=2)]
     instruments = [_parse_row(line, row) for line, row in rows]
@@ -250,9 +273,16 @@ def _parse_row(line: int, row: dict[str, str]) -> Instrument:
         strike=_positive_decimal(line, row, "strike") if is_option else None,
         expiry=_date(line, row["expiry"]) if row["expiry"] else None,
         base_currency=row["base_currency"] if is_fx else None,
+        dividend_yield=_dividend_yield(line, row.get("dividend_yield") or "", kind),
     )
     if is_option and instrument.expiry is None:
         raise ReferenceDataError(line, "an option needs an expiry")
+    if instrument.expiry is not None and venue_code(instrument.instrument_id) not in VENUES:
+        raise ReferenceDataError(
+            line,
+            "an expiring instrument's id must end in a known venue "
+            f"({', '.join(VENUES)}), was {instrument.instrument_id!r}",
+        )
     if is_fx and instrument.base_currency not in FX_BASE_CURRENCIES:
         raise ReferenceDataError(line, f"fx base_currency unknown, was {row['base_currency']!r}")
     return instrument
@@ -267,6 +297,24 @@ def _positive_decimal(line: int, row: dict[str, str], name: str) -> Decimal:
     if not value.is_finite() or value <= 0 or not math.isfinite(float(value)):
         raise ReferenceDataError(line, f"{name} must be positive, was {raw!r}")
     return value
+
+
+def _dividend_yield(line: int, raw: str, kind: InstrumentType) -> float:
+    # Empty is 0. Only an equity pays dividends (an option's yield is its
+    # underlying's), and a yield is a fraction of the price a year.
+    if not raw:
+        return 0.0
+    if kind is not InstrumentType.EQUITY:
+        raise ReferenceDataError(
+            line, f"dividend_yield must be empty except for equities, was {raw!r} ({kind})"
+        )
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not (value.is_finite() and 0 <= value < 1):
+        raise ReferenceDataError(line, f"dividend_yield must be within [0, 1), was {raw!r}")
+    return float(value)
 
 
 def _date(line: int, raw: str) -> dt.date:

@@ -16,9 +16,25 @@ Two instruments in the same sector therefore have return correlation
 Time runs in fixed steps of ``step_s`` seconds, so a given seed and a given
 sequence of regime changes (at given steps) always produce the same ticks.
 Volatility and drift are annualised over a trading year of
-``TRADING_SECONDS_PER_YEAR`` (252 days x 6.5 hours).
+``TRADING_SECONDS_PER_YEAR`` (252 days of ``TRADING_SECONDS_PER_DAY``, 6.5
+hours). The model trades around the clock: a calendar day of steps carries
+86,400 / 23,400 = 3.7 trading days of variance.
+
+**History.** ``daily_history`` draws past daily closes from the same model
+(one trading day of calm diffusion per day), ending at the current mids: a
+history of daily returns to seed a risk model with. Its true covariance of
+daily log returns is ``sigma_i sigma_j rho_ij / 252`` with the correlations
+above (crosses' from their legs).
 
 Options are not simulated: their prices derive from the underlying.
+
+FX crosses (pairs without a USD leg, EURGBP) are not simulated on their own
+either when the master lists both of their legs against USD: their log mid
+is the difference of the legs' USD values (``ln EURGBP = ln EURUSD -
+ln GBPUSD``, ``ln EURJPY = ln EURUSD + ln USDJPY``), so the rates the
+simulator quotes are triangularly consistent by construction, and agree with
+the conversions through USD that valuation uses. A cross's own ``volatility``
+is then unused: its moves are its legs'.
 """
 
 from __future__ import annotations
@@ -29,11 +45,20 @@ import numpy as np
 
 from pricing.instruments import InstrumentMaster, InstrumentType
 from pricing.pricebook import TickBatch
-from pricing.types import F64Array1D, I64Array1D
+from pricing.types import F64Array1D, F64Array2D, I64Array1D
 
-__all__ = ["CALM", "TRADING_SECONDS_PER_YEAR", "MarketModel", "ModelParams", "Regime"]
+__all__ = [
+    "CALM",
+    "TRADING_SECONDS_PER_DAY",
+    "TRADING_SECONDS_PER_YEAR",
+    "MarketModel",
+    "ModelParams",
+    "Regime",
+]
 
-TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+TRADING_SECONDS_PER_DAY = 6.5 * 3600
+"""A trading day: 6.5 hours, the regular session of the US equity markets."""
+TRADING_SECONDS_PER_YEAR = 252 * TRADING_SECONDS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +138,8 @@ class MarketModel:
         is_equity = master.mask_of(InstrumentType.EQUITY)[k]
         self.mu = np.where(is_equity, params.equity_drift, 0.0)
         self._log_mid = np.log(master.ref_price[k])
+        self._cross, self._legs, self._leg_signs = _fx_crosses(master, k)
+        self._derive_crosses(self._log_mid)
         weight = master.weight[k]
         # Picking by weight: uniforms looked up in the cumulative weights (a
         # draw costs log M, where choice(p=...) rebuilds the table each call).
@@ -139,6 +166,60 @@ class MarketModel:
         """Current model mid per instrument, shape (M,); NaN for options."""
         out = np.full(self.size_m, np.nan)
         out[self.simulated_ix] = np.exp(self._log_mid)
+        return out
+
+    def daily_history(self, days: int, *, seed: int) -> F64Array2D:
+        """Daily closes of a history drawn from the model, ending at the current mids.
+
+        Each day's log return is one trading day of the calm diffusion,
+        without drift (RiskMetrics takes daily returns as zero-mean; the
+        drift is a few basis points a day): ``sigma sqrt(1/252) (a_m z_m +
+        a_s z_s + a_e e)``, crosses from their legs. The shocks are
+        moment-matched over the history: the market and sector shocks' sample
+        second moments are exactly the identity, and each instrument's own
+        shock has mean square exactly 1 and no sample correlation with them.
+        The history's equal-weighted covariance is then the model's, except
+        between two instruments' own shocks (whose sample correlations are
+        noise of about ``1 / sqrt(days)``). The matching is over equal
+        weights, so no day is scaled more than another.
+
+        Parameters
+        ----------
+        days : int
+            Daily returns wanted; more than the market and sector shocks.
+        seed : int
+            Seed of the draws (independent of the model's own generator).
+
+        Returns
+        -------
+        ndarray, shape (days + 1, M), float64
+            Row ``t`` is the close ``days - t`` trading days ago; the last
+            row is the current mids. NaN for options.
+        """
+        n_common = 1 + len(self.sector_names)
+        if days <= n_common:
+            raise ValueError(
+                f"days must exceed the {n_common} market and sector shocks, was {days}"
+            )
+        p = self.params
+        rng = np.random.default_rng(seed)
+        common = rng.standard_normal((days, n_common))
+        own = rng.standard_normal((days, self.simulated_ix.shape[0]))
+        # Whiten the common shocks: their sample second moment becomes I.
+        lower = np.linalg.cholesky(common.T @ common / days)
+        common = np.linalg.solve(lower, common.T).T
+        own -= common @ (common.T @ own) / days
+        own /= np.sqrt(np.mean(own * own, axis=0))
+        a_m, a_s = np.sqrt(p.market_share), np.sqrt(p.sector_share)
+        a_e = np.sqrt(1.0 - p.market_share - p.sector_share)
+        shock = a_m * common[:, :1] + a_s * common[:, 1:][:, self.sector_of] + a_e * own
+        returns = self.sigma * np.sqrt(TRADING_SECONDS_PER_DAY / TRADING_SECONDS_PER_YEAR) * shock
+        self._derive_crosses(returns)  # linear in logs: a cross's return is its legs'
+        log_close = np.empty((days + 1, returns.shape[1]))
+        log_close[-1] = self._log_mid
+        log_close[:-1] = self._log_mid - np.cumsum(returns[::-1], axis=0)[::-1]
+        out = np.full((days + 1, self.size_m), np.nan)
+        out[:, self.simulated_ix] = np.exp(log_close)
         return out
 
     def step(self, ts_ns: int) -> TickBatch:
@@ -179,6 +260,13 @@ class MarketModel:
         shock = a_m * z_market + a_s * z_sector[self.sector_of] + a_e * z_own
         sigma = self.sigma * self.regime.vol_multiplier
         self._log_mid += (self.mu - 0.5 * sigma**2) * dt + sigma * np.sqrt(dt) * shock
+        self._derive_crosses(self._log_mid)
+
+    def _derive_crosses(self, log_values: F64Array1D) -> None:
+        # In place, over the last axis (K): each cross from its two legs.
+        if self._cross.size:
+            legs = log_values[..., self._legs]  # (..., X, 2)
+            log_values[..., self._cross] = (legs * self._leg_signs).sum(axis=-1)
 
     def _emit(self, ts_ns: int, steps: int) -> TickBatch:
         p = self.params
@@ -215,3 +303,33 @@ class MarketModel:
             ts_event=ts,
             ts_recv=ts,
         )
+
+
+def _fx_crosses(
+    master: InstrumentMaster, simulated_ix: I64Array1D
+) -> tuple[I64Array1D, I64Array1D, F64Array2D]:
+    # The FX pairs without a USD leg whose two currencies both have a pair
+    # against USD, as positions in ``simulated_ix``: (crosses (X,), legs
+    # (X, 2), signs (X, 2)), with ln XXXYYY = sum(sign x ln leg).
+    position = {int(ix): n for n, ix in enumerate(simulated_ix.tolist())}
+    usd_leg: dict[str, tuple[int, float]] = {}  # ln(USD per c) = sign x ln(leg)
+    pairs = [(ix, i) for ix, i in enumerate(master) if i.type is InstrumentType.FX]
+    for ix, pair in pairs:
+        if pair.currency == "USD" and pair.base_currency is not None:
+            usd_leg[pair.base_currency] = (position[ix], 1.0)
+        elif pair.base_currency == "USD":
+            usd_leg[pair.currency] = (position[ix], -1.0)
+    crosses, legs, signs = [], [], []
+    for ix, pair in pairs:
+        base, quote = pair.base_currency, pair.currency
+        if "USD" in (base, quote) or base not in usd_leg or quote not in usd_leg:
+            continue
+        (base_leg, base_sign), (quote_leg, quote_sign) = usd_leg[base], usd_leg[quote]
+        crosses.append(position[ix])
+        legs.append((base_leg, quote_leg))
+        signs.append((base_sign, -quote_sign))
+    return (
+        np.array(crosses, dtype=np.int64),
+        np.array(legs, dtype=np.int64).reshape(-1, 2),
+        np.array(signs, dtype=np.float64).reshape(-1, 2),
+    )

@@ -56,6 +56,7 @@ class Accounts:
         Current mids become the previous closes, today's opening quantities
         the current ones; day P&L starts again from zero. The roll changes
         every account's opening quantities, so the cache writes them all.
+        The day's close-to-close return then enters the daily risk model.
         """
         self.engine.prices.roll_close()
         self.engine.start_day(now_ns)
@@ -65,3 +66,4 @@ class Accounts:
         )
         self.channel.publish(every, now_ns)
         self.cache.mark_dirty(list(self.positions.accounts))
+        self.risk.roll_day()

@@ -10,6 +10,7 @@ loses a row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final
 
@@ -21,6 +22,7 @@ from gateway.ws.channelspecs import PORTFOLIO
 from gateway.ws.outbox import Delta
 from gateway.ws.session import Message
 from portfolio.engine import TOTAL_FIELDS, AccountTotals, PortfolioEngine
+from portfolio.risk import QUANTILE_METHOD
 from portfolio.riskrun import RiskReport
 from portfolio.types import Status
 from pricing.instruments import InstrumentMaster
@@ -150,13 +152,13 @@ class PortfolioEncoder:
         """The wire form of row ``i`` of a risk report."""
         risk = self._risk
         a = int(report.accounts[i])
-        ready = not np.isnan(report.parametric[i]).all()
         var: list[Message] = []
         for c, confidence in enumerate(report.confidences):
             var.append(
                 {
                     "method": "parametric",
                     "model": "ewma_sector_factor",
+                    "returns": "daily",
                     "lambda": risk.ewma_lambda,
                     "confidence": confidence,
                     "value": float(report.parametric[i, c]),
@@ -166,19 +168,35 @@ class PortfolioEncoder:
             var.append(
                 {
                     "method": "historical",
+                    "returns": "daily",
                     "window": risk.window,
+                    "scenarios": report.scenario_count,
+                    "quantile": QUANTILE_METHOD,
+                    "options": "full_revaluation",
                     "confidence": confidence,
                     "value": float(report.historical[i, c]),
                 }
             )
+        intraday = float(report.intraday_volatility[i])
+        daily = float(report.daily_volatility[i])
         return {
             "as_of": report.as_of_ns,
             "currency": self._currencies[int(self.engine.book.base_ix[a])],
             "horizon_days": risk.horizon_days,
-            "status": "ok" if ready else "warming_up",
-            "samples": report.samples,
+            "status": "ok" if report.is_ready else "warming_up",
+            "days": report.days,
             "excluded_positions": int(report.excluded[i]),
             "var": var,
+            "intraday": {
+                "measure": "realised_volatility",
+                "model": "ewma_sector_factor",
+                "sample_interval_ms": risk.interval_ms,
+                "half_life_s": risk.intraday_half_life_s,
+                "status": "ok" if report.intraday_ready else "warming_up",
+                "samples": report.intraday_samples,
+                "pnl_volatility": intraday,
+                "ratio_to_daily": intraday / daily if daily > 0 else math.nan,
+            },
             "stress": [
                 {"scenario": name, "pnl": float(report.stress[i, z])}
                 for z, name in enumerate(report.scenarios)

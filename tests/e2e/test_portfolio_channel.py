@@ -5,9 +5,11 @@ from __future__ import annotations
 import calendar
 import time
 
+import numpy as np
 import orjson
 import pytest
 
+from gateway.marketdata.simulator import SimulatorSource
 from gateway.ws import closecodes
 from portfolio.engine import TOTAL_FIELDS
 from portfolio.types import AccountId, Fill
@@ -189,7 +191,7 @@ async def test_risk_arrives_on_its_cadence_naming_method_confidence_and_horizon(
     settings = make_settings(
         tmp_path,
         portfolio={"positions_file": settings.portfolio.positions_file},
-        risk={"interval_ms": 20, "min_samples": 3},
+        risk={"interval_ms": 20, "intraday_half_life_s": 0.2},
         simulator={"tick_rate_per_s": 20_000.0},
     )
     async with (
@@ -198,7 +200,10 @@ async def test_risk_arrives_on_its_cadence_naming_method_confidence_and_horizon(
     ):
         await subscribe(c)
         risk = await c.until(
-            lambda m: m["type"] == "update" and m.get("risk", {}).get("status") == "ok",
+            lambda m: (
+                m["type"] == "update"
+                and m.get("risk", {}).get("intraday", {}).get("status") == "ok"
+            ),
             timeout_s=20,
         )
 
@@ -210,10 +215,56 @@ async def test_risk_arrives_on_its_cadence_naming_method_confidence_and_horizon(
         ("historical", 0.95),
         ("historical", 0.99),
     }
-    assert report["horizon_days"] == 1.0
+    parametric = next(v for v in report["var"] if v["method"] == "parametric")
+    historical = next(v for v in report["var"] if v["method"] == "historical")
+    assert (parametric["returns"], parametric["lambda"]) == ("daily", 0.94)
+    assert (historical["returns"], historical["window"], historical["scenarios"]) == (
+        "daily",
+        250,
+        250,
+    )
+    assert (historical["quantile"], historical["options"]) == ("linear", "full_revaluation")
+    # Seeded from the simulator's 500-day history: ok from the first report.
+    assert (report["status"], report["days"], report["horizon_days"]) == ("ok", 500, 1.0)
     assert report["as_of"] > 0
     assert all(v["value"] is not None and v["value"] >= 0 for v in report["var"])
+    intraday = report["intraday"]
+    assert (intraday["half_life_s"], intraday["sample_interval_ms"]) == (0.2, 20)
+    assert intraday["samples"] >= 10
+    assert intraday["pnl_volatility"] > 0
+    assert intraday["ratio_to_daily"] > 0
     assert {s["scenario"] for s in report["stress"]} >= {"equity_-10%", "vol_+50%", "fx_+5%"}
+
+
+async def test_day_roll_enters_the_days_return_into_the_daily_model(tmp_path):
+    settings = make_settings(tmp_path, risk={"interval_ms": 60_000})
+    async with running_gateway(settings) as gw:
+        accounts = gw.accounts
+        source = gw.gateway.source
+        assert isinstance(source, SimulatorSource)
+        model = source.model
+        await poll_until(lambda: model.steps > 200, what="a second of simulated market")
+        risk_model = accounts.risk.model
+        assert risk_model.closes is not None
+        before, closes = risk_model.daily, risk_model.closes.copy()
+
+        # No await from here on: the simulator does not step in between.
+        accounts.roll_day(gw.gateway.clock.now_ns())
+        after, steps = risk_model.daily, model.steps
+        assert risk_model.closes is not None
+        closes_now = risk_model.closes.copy()
+
+    # One more daily return, and the model replaced rather than changed.
+    assert (before.samples, after.samples) == (500, 501)
+    assert after is not before
+    # The market ran ``steps`` steps of 5 ms since the start, a fraction of a
+    # trading day of 23,400 s: the return is scaled up to one day's.
+    days = steps * 0.005 / 23_400
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moved = np.log(closes_now / closes)
+    expected = np.where(np.isfinite(moved), moved, 0.0) / np.sqrt(days)
+    np.testing.assert_allclose(after.scenarios()[-1], expected, rtol=1e-9, atol=1e-15)
+    assert np.abs(expected).max() > 0
 
 
 async def test_lagging_client_gets_merged_updates_with_every_row(tmp_path):

@@ -7,10 +7,10 @@ option, position, account or sample. numpy is never used for arithmetic; the
 instrument master is read row by row. The conventions, from the module
 docstrings of ``portfolio``:
 
-- Black-Scholes without dividends; ``vega`` per 1 vol point (0.01),
-  ``theta`` per calendar day (``-dV/dT / 365``), ``rho`` per 1% (0.01). At or
-  after expiry: intrinsic value, a step delta and zero greeks. NaN spot gives
-  NaN everywhere.
+- Black-Scholes-Merton with the underlying's continuous dividend yield
+  ``q``; ``vega`` per 1 vol point (0.01), ``theta`` per calendar day
+  (``-dV/dT / 365``), ``rho`` per 1% (0.01). At or after expiry: intrinsic
+  value, a step delta and zero greeks. NaN spot gives NaN everywhere.
 - FX through USD: ``usd_per[c]`` from the pair against USD (inverted for
   USDxxx pairs); ``rate(a, b) = usd_per[a] / usd_per[b]``; exactly 1 from a
   currency to itself; a pair without a positive mid is NaN and unpriced.
@@ -28,6 +28,7 @@ docstrings of ``portfolio``:
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import math
 import statistics
 from collections import namedtuple
@@ -40,7 +41,6 @@ from pricing.instruments import InstrumentMaster
 OK, STALE, UNPRICED = 0, 1, 2
 DAYS_PER_YEAR = 365.0
 NS_PER_YEAR = DAYS_PER_YEAR * 86_400 * 1_000_000_000
-EXPIRY_UTC_HOUR = 21  # 16:00 New York, taken as 21:00 UTC
 NAN = math.nan
 
 # --- Black-Scholes ------------------------------------------------------------------
@@ -59,35 +59,48 @@ def norm_pdf(x: float) -> float:
 
 
 def black_scholes_scalar(
-    spot: float, strike: float, t_years: float, vol: float, rate: float, is_call: bool
+    spot: float,
+    strike: float,
+    t_years: float,
+    vol: float,
+    rate: float,
+    is_call: bool,
+    *,
+    dividend_yield: float = 0.0,
 ) -> RefGreeks:
-    """Textbook Black-Scholes price and greeks of one European option."""
+    """Textbook Black-Scholes-Merton price and greeks of one European option (Hull, ch. 17)."""
     if math.isnan(spot):
         return RefGreeks(NAN, NAN, NAN, NAN, NAN, NAN)
     if t_years <= 0:
         if is_call:
             return RefGreeks(max(spot - strike, 0.0), 1.0 if spot > strike else 0.0, 0, 0, 0, 0)
         return RefGreeks(max(strike - spot, 0.0), -1.0 if spot < strike else 0.0, 0, 0, 0, 0)
+    q = dividend_yield
     root_t = math.sqrt(t_years)
-    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t_years) / (vol * root_t)
+    d1 = (math.log(spot / strike) + (rate - q + 0.5 * vol * vol) * t_years) / (vol * root_t)
     d2 = d1 - vol * root_t
     discount = math.exp(-rate * t_years)
-    decay = -spot * norm_pdf(d1) * vol / (2.0 * root_t)
+    carry = math.exp(-q * t_years)
+    decay = -spot * carry * norm_pdf(d1) * vol / (2.0 * root_t)
     if is_call:
-        price = spot * norm_cdf(d1) - strike * discount * norm_cdf(d2)
-        delta = norm_cdf(d1)
-        theta_per_year = decay - rate * strike * discount * norm_cdf(d2)
+        price = spot * carry * norm_cdf(d1) - strike * discount * norm_cdf(d2)
+        delta = carry * norm_cdf(d1)
+        theta_per_year = (
+            decay - rate * strike * discount * norm_cdf(d2) + q * spot * carry * norm_cdf(d1)
+        )
         rho_per_unit = strike * t_years * discount * norm_cdf(d2)
     else:
-        price = strike * discount * norm_cdf(-d2) - spot * norm_cdf(-d1)
-        delta = -norm_cdf(-d1)  # = N(d1) - 1, without the cancellation
-        theta_per_year = decay + rate * strike * discount * norm_cdf(-d2)
+        price = strike * discount * norm_cdf(-d2) - spot * carry * norm_cdf(-d1)
+        delta = -carry * norm_cdf(-d1)  # = e^{-qT} (N(d1) - 1), without the cancellation
+        theta_per_year = (
+            decay + rate * strike * discount * norm_cdf(-d2) - q * spot * carry * norm_cdf(-d1)
+        )
         rho_per_unit = -strike * t_years * discount * norm_cdf(-d2)
     return RefGreeks(
         price=price,
         delta=delta,
-        gamma=norm_pdf(d1) / (spot * vol * root_t),
-        vega=spot * norm_pdf(d1) * root_t * 0.01,
+        gamma=carry * norm_pdf(d1) / (spot * vol * root_t),
+        vega=spot * carry * norm_pdf(d1) * root_t * 0.01,
         theta=theta_per_year / DAYS_PER_YEAR,
         rho=rho_per_unit * 0.01,
     )
@@ -133,6 +146,22 @@ def reference_rate(usd_per: dict[str, tuple[float, int]], a: str, b: str) -> tup
 # --- instruments and marks --------------------------------------------------------------
 
 
+def new_york_close_ns(day: dt.date) -> int:
+    """16:00 New York on ``day`` as UNIX ns, by the US daylight-saving rule itself.
+
+    Daylight time (UTC-4) runs from the second Sunday of March to the first
+    Sunday of November; standard time (UTC-5) otherwise. The switch is at
+    02:00 local, long before a 16:00 close, so the date alone decides.
+    """
+
+    def sunday(month: int, n: int) -> dt.date:
+        first = dt.date(day.year, month, 1)
+        return first + dt.timedelta(days=(6 - first.weekday()) % 7 + 7 * (n - 1))
+
+    offset_h = 4 if sunday(3, 2) <= day < sunday(11, 1) else 5
+    return (calendar.timegm(day.timetuple()) + (16 + offset_h) * 3600) * 1_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class RefInstrument:
     kind: str
@@ -146,6 +175,7 @@ class RefInstrument:
     rate: float
     is_equity_risk: bool
     pair_base: str | None = None  # XXX of an FX pair XXXYYY (YYY is ``currency``)
+    dividend_yield: float = 0.0  # an option's: its underlying's
 
     @property
     def is_option(self) -> bool:
@@ -161,11 +191,9 @@ def reference_instruments(master: InstrumentMaster, rates: dict[str, float]) -> 
     symbols = [i.symbol for i in master]
     out = []
     for i in master:
-        expiry_ns = 0
-        if i.expiry is not None:
-            seconds = calendar.timegm(i.expiry.timetuple()) + EXPIRY_UTC_HOUR * 3600
-            expiry_ns = seconds * 1_000_000_000
         kind = i.type.value
+        # US listed options (OPRA) expire at the 16:00 New York close.
+        expiry_ns = new_york_close_ns(i.expiry) if kind == "option" and i.expiry else 0
         out.append(
             RefInstrument(
                 kind=kind,
@@ -180,6 +208,11 @@ def reference_instruments(master: InstrumentMaster, rates: dict[str, float]) -> 
                 is_equity_risk=kind in ("equity", "option")
                 or (kind == "future" and i.sector == "equity_index"),
                 pair_base=i.base_currency,
+                dividend_yield=(
+                    master[symbols.index(i.underlying)].dividend_yield
+                    if i.underlying is not None
+                    else 0.0
+                ),
             )
         )
     return out
@@ -217,6 +250,7 @@ def reference_mark(
         inst.vol * vol_multiplier,
         inst.rate,
         inst.is_call,
+        dividend_yield=inst.dividend_yield,
     )
     status = price_status(spot, stale[inst.underlying])
     return RefMark(g.price, spot, g.delta, g.gamma, g.vega, g.theta, g.rho, status)
@@ -357,7 +391,12 @@ def solve(matrix: list[list[float]], rhs: list[float]) -> list[float]:
 
 
 class ReferenceFactorModel:
-    """EWMA factor moments in nested lists; factors are equal-weighted group means."""
+    """EWMA factor moments in nested lists; factors are equal-weighted group means.
+
+    The raw sums decay by ``lam`` and add ``1 - lam`` times each outer
+    product; ``weight`` sums those weights (``1 - lam^n`` from zero, 1 after a
+    seed), and every estimate is a raw sum divided by it.
+    """
 
     def __init__(self, group_of: Sequence[int], *, lam: float, ridge: float = 0.0) -> None:
         # ``ridge`` is added to F's diagonal before solving, as risk.py does
@@ -370,7 +409,15 @@ class ReferenceFactorModel:
         self.factor_cov = [[0.0] * self.k for _ in range(self.k)]
         self.cross = [[0.0] * self.k for _ in range(self.u)]
         self.variance = [0.0] * self.u
+        self.weight = 0.0
         self.last: list[float] | None = None
+
+    def factors(self, r: Sequence[float]) -> list[float]:
+        out = []
+        for k in range(self.k):
+            members = [r[u] for u in range(self.u) if self.group_of[u] == k]
+            out.append(sum(members) / len(members))
+        return out
 
     def observe(self, levels: Sequence[float]) -> None:
         """Log returns against the previous levels; a missing level gives a zero return."""
@@ -386,10 +433,7 @@ class ReferenceFactorModel:
 
     def update(self, r: Sequence[float]) -> None:
         lam, w = self.lam, 1.0 - self.lam
-        f = []
-        for k in range(self.k):
-            members = [r[u] for u in range(self.u) if self.group_of[u] == k]
-            f.append(sum(members) / len(members))
+        f = self.factors(r)
         for a in range(self.k):
             for b in range(self.k):
                 self.factor_cov[a][b] = lam * self.factor_cov[a][b] + w * f[a] * f[b]
@@ -397,23 +441,48 @@ class ReferenceFactorModel:
             for k in range(self.k):
                 self.cross[u][k] = lam * self.cross[u][k] + w * r[u] * f[k]
             self.variance[u] = lam * self.variance[u] + w * r[u] * r[u]
+        self.weight = lam * self.weight + w
+
+    def seed(self, returns: Sequence[Sequence[float]]) -> None:
+        """Plain averages of the outer products of a history; weight 1."""
+        t = len(returns)
+        self.factor_cov = [[0.0] * self.k for _ in range(self.k)]
+        self.cross = [[0.0] * self.k for _ in range(self.u)]
+        self.variance = [0.0] * self.u
+        for r in returns:
+            f = self.factors(r)
+            for a in range(self.k):
+                for b in range(self.k):
+                    self.factor_cov[a][b] += f[a] * f[b] / t
+            for u in range(self.u):
+                for k in range(self.k):
+                    self.cross[u][k] += r[u] * f[k] / t
+                self.variance[u] += r[u] * r[u] / t
+        self.weight = 1.0
+
+    def estimated_factor_cov(self) -> list[list[float]]:
+        return [[x / self.weight for x in row] for row in self.factor_cov]
 
     def loadings(self) -> list[list[float]]:
         # B = C F^-1: each row b solves F b = c (F is symmetric).
         ridged = [
             [f + (self.ridge if i == j else 0.0) for j, f in enumerate(row)]
-            for i, row in enumerate(self.factor_cov)
+            for i, row in enumerate(self.estimated_factor_cov())
         ]
-        return [solve(ridged, row) for row in self.cross]
+        return [solve(ridged, [c / self.weight for c in row]) for row in self.cross]
 
     def systematic(self, b: list[list[float]], u: int, v: int) -> float:
         """``(B F B')[u][v]``."""
+        f = self.estimated_factor_cov()
         k = range(self.k)
-        return sum(b[u][i] * self.factor_cov[i][j] * b[v][j] for i in k for j in k)
+        return sum(b[u][i] * f[i][j] * b[v][j] for i in k for j in k)
 
     def specific_variance(self) -> list[float]:
         b = self.loadings()
-        return [max(self.variance[u] - self.systematic(b, u, u), 0.0) for u in range(self.u)]
+        return [
+            max(self.variance[u] / self.weight - self.systematic(b, u, u), 0.0)
+            for u in range(self.u)
+        ]
 
     def covariance(self) -> list[list[float]]:
         """``B F B' + D`` element by element."""
@@ -448,26 +517,55 @@ def quantile_linear(values: Sequence[float], p: float) -> float:
 
 
 def historical_var_scalar(
-    entries: Sequence[tuple[int, float, float]],
+    entries: Sequence[tuple[int, float]],
     scenarios: Sequence[Sequence[float]],
     *,
     confidence: float,
     return_scale: float,
+    options: Sequence[tuple[int, float]] = (),
+    option_pnl: Sequence[Sequence[float]] = (),
 ) -> float:
     """Loss at the ``1 - c`` quantile of one account's scenario P&L.
 
-    ``entries`` are (series, exposure, dollar gamma per 1%); a scenario's P&L
-    is ``sum exposure x r + 0.5 x gamma x 100 x r^2`` with ``r`` scaled to
-    the horizon.
+    ``entries`` are (series, exposure): each moves by the series' simple
+    return ``exp(r x return_scale) - 1``. ``options`` are (option row, units)
+    whose P&L in scenario ``s`` is ``units x option_pnl[row][s]``.
     """
     pnl = []
-    for scenario in scenarios:
+    for s, scenario in enumerate(scenarios):
         total = 0.0
-        for series, value, gamma in entries:
-            r = scenario[series] * return_scale
-            total += value * r + 0.5 * gamma * 100.0 * r * r
+        for series, value in entries:
+            total += value * (math.exp(scenario[series] * return_scale) - 1.0)
+        for row, units in options:
+            total += units * option_pnl[row][s]
         pnl.append(total)
     return -quantile_linear(pnl, 1.0 - confidence)
+
+
+def option_scenario_pnl_scalar(
+    spot: float,
+    strike: float,
+    t_years: float,
+    vol: float,
+    rate: float,
+    dividend_yield: float,
+    is_call: bool,
+    log_return: float,
+) -> float:
+    """``V(S e^r) - V(S)`` of one option, by the textbook formula."""
+    after = black_scholes_scalar(
+        spot * math.exp(log_return),
+        strike,
+        t_years,
+        vol,
+        rate,
+        is_call,
+        dividend_yield=dividend_yield,
+    )
+    before = black_scholes_scalar(
+        spot, strike, t_years, vol, rate, is_call, dividend_yield=dividend_yield
+    )
+    return after.price - before.price
 
 
 # --- stress -----------------------------------------------------------------------------

@@ -64,6 +64,16 @@ def test_instruments_json_prints_an_array_of_instrument_objects(data_dir, capsys
     assert (aapl["type"], aapl["currency"]) == ("equity", "USD")
 
 
+def test_instruments_json_gives_equities_their_dividend_yield_and_others_null(data_dir, capsys):
+    main(["instruments", "--json"])
+
+    rows = {row["symbol"]: row for row in json.loads(capsys.readouterr().out)}
+    # The packaged master's values: SPY 1.2%, AMZN pays none.
+    assert (rows["SPY"]["dividend_yield"], rows["AMZN"]["dividend_yield"]) == (0.012, 0.0)
+    assert rows["ESZ6"]["dividend_yield"] is None
+    assert rows["SPY261218C670"]["dividend_yield"] is None
+
+
 def test_invalid_setting_makes_main_return_2_naming_the_key(data_dir, monkeypatch, capsys):
     monkeypatch.setenv("TICKGATE_NOT_A_SETTING", "1")
 
@@ -157,3 +167,14 @@ def test_instruments_command_loads_the_master_but_not_the_server(data_dir):
 
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "loaded: numpy"
+
+
+def test_instruments_json_gives_expiring_instruments_their_utc_expiry_instant(data_dir, capsys):
+    main(["instruments", "--json"])
+
+    rows = {row["symbol"]: row for row in json.loads(capsys.readouterr().out)}
+    # 16:00 New York: EST in December, EDT in March; 16:00 Chicago for CME.
+    assert rows["SPY261218C670"]["expires_at"] == "2026-12-18T21:00:00Z"
+    assert rows["SPY270319C670"]["expires_at"] == "2027-03-19T20:00:00Z"
+    assert rows["ESZ6"]["expires_at"] == "2026-12-18T22:00:00Z"
+    assert rows["SPY"]["expires_at"] is None

@@ -48,6 +48,9 @@ def test_from_env_without_keys_builds_the_documented_defaults(tmp_path):
         ("TICKGATE_KAFKA_TOPIC", "ticks.v2", "kafka", "topic", "ticks.v2"),
         ("TICKGATE_KAFKA_AUTO_OFFSET_RESET", "earliest", "kafka", "auto_offset_reset", "earliest"),
         ("TICKGATE_UPSTREAM_TS_UNIT", "ms", "upstream", "ts_unit", "ms"),
+        ("TICKGATE_RISK_MIN_DAYS", "60", "risk", "min_days", 60),
+        ("TICKGATE_RISK_HISTORY_DAYS", "0", "risk", "history_days", 0),
+        ("TICKGATE_RISK_INTRADAY_HALF_LIFE_S", "7.5", "risk", "intraday_half_life_s", 7.5),
     ],
 )
 def test_env_key_sets_its_section_field(tmp_path, key, raw, section, name, expected):
@@ -80,6 +83,15 @@ def test_unknown_tickgate_key_raises_naming_the_key(tmp_path):
         from_env(tmp_path, TICKGATE_WS_MAX_INBOUND_BYTE="10")
 
     assert caught.value.key == "TICKGATE_WS_MAX_INBOUND_BYTE"
+
+
+def test_risk_min_samples_of_per_second_returns_is_gone(tmp_path):
+    # The daily model counts days (TICKGATE_RISK_MIN_DAYS); a deployment still
+    # setting the old key hears about it instead of silently losing it.
+    with pytest.raises(SettingsError) as caught:
+        from_env(tmp_path, TICKGATE_RISK_MIN_SAMPLES="20")
+
+    assert caught.value.key == "TICKGATE_RISK_MIN_SAMPLES"
 
 
 def test_keys_without_the_tickgate_prefix_are_ignored(tmp_path):
@@ -118,6 +130,10 @@ def test_unparseable_value_raises_naming_the_key(tmp_path, key, raw):
         ("TICKGATE_UPSTREAM_SUBSCRIBE_TEMPLATE", '{"op":"subscribe"}'),
         ("TICKGATE_PORT", "70000"),
         ("TICKGATE_SHUTDOWN_TIMEOUT_S", "0"),
+        ("TICKGATE_RISK_MIN_DAYS", "0"),
+        ("TICKGATE_RISK_HISTORY_DAYS", "-1"),
+        ("TICKGATE_RISK_INTRADAY_HALF_LIFE_S", "0"),
+        ("TICKGATE_RISK_EWMA_LAMBDA", "1"),
     ],
 )
 def test_value_failing_validation_raises_naming_the_full_env_key(tmp_path, key, raw):

@@ -1,8 +1,9 @@
 """A small hand-made market for the portfolio tests, wired like ``gateway/app.py``.
 
-Ten instruments: USD, EUR and JPY equities, an equity-index future, the
-three FX pairs against USD (EURUSD, GBPUSD and the inverted USDJPY), and a
-call and a put on AAA. ``NOW_NS`` is fixed, so option values never drift.
+Ten instruments: USD, EUR and JPY equities (AAA pays a 1.5% dividend
+yield), an equity-index future, the three FX pairs against USD (EURUSD,
+GBPUSD and the inverted USDJPY), and a call and a put on AAA. ``NOW_NS`` is
+fixed, so option values never drift.
 """
 
 from __future__ import annotations
@@ -34,16 +35,16 @@ from tests.reference.portfolio import (
 MASTER_CSV = "\n".join(
     [
         ",".join(CSV_COLUMNS),
-        "AAA.T,AAA,equity,USD,0.01,1,1,technology,,,,,,100,0.30,1",
+        "AAA.T,AAA,equity,USD,0.01,1,1,technology,,,,,,100,0.30,1,0.015",
         "BBB.T,BBB,equity,USD,0.01,1,1,energy,,,,,,50,0.25,1",
         "EEE.T,EEE,equity,EUR,0.01,1,1,technology,,,,,,80,0.20,1",
         "JJJ.T,JJJ,equity,JPY,1,100,1,industrials,,,,,,3000,0.25,1",
-        "ESZ6.T,ESZ6,future,USD,0.25,1,50,equity_index,,,,2026-12-18,,7000,0.17,1",
+        "ESZ6.XCME,ESZ6,future,USD,0.25,1,50,equity_index,,,,2026-12-18,,7000,0.17,1",
         "EURUSD.FX,EURUSD,fx,USD,0.00001,1000,1,fx,,,,,EUR,1.165,0.07,1",
         "GBPUSD.FX,GBPUSD,fx,USD,0.00001,1000,1,fx,,,,,GBP,1.315,0.08,1",
         "USDJPY.FX,USDJPY,fx,JPY,0.001,1000,1,fx,,,,,USD,154.25,0.10,1",
-        "AAAC.T,AAA261218C100,option,USD,0.01,1,100,technology,AAA,C,100,2026-12-18,,10,0.30,1",
-        "AAAP.T,AAA261218P95,option,USD,0.01,1,100,technology,AAA,P,95,2026-12-18,,6,0.32,1",
+        "AAAC.OPRA,AAA261218C100,option,USD,0.01,1,100,technology,AAA,C,100,2026-12-18,,10,0.30,1",
+        "AAAP.OPRA,AAA261218P95,option,USD,0.01,1,100,technology,AAA,P,95,2026-12-18,,6,0.32,1",
     ]
 )
 MASTER = parse_instrument_csv(MASTER_CSV)

@@ -11,6 +11,7 @@ and PositionBook must agree with the one updated step by step.
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -291,3 +292,53 @@ def test_full_revaluation_after_a_day_roll_rereads_the_book() -> None:
     # Before the roll: 100 x 104 - 50 x 100 - 4,000 = 1,400. After it the day opens
     # with all 100 and no trades: 100 x (104 - 100) = 400.
     assert engine.totals(np.array([0])).values[0, TOTAL_FIELDS.index("day_pnl")] == 400.0
+
+
+# --- the change lists every row whose values moved ----------------------------------------
+
+ROW_SUMS = (
+    ("market_value", "market_value"),
+    ("unrealised_pnl", "unrealised_pnl"),
+    ("day_pnl", "day_pnl"),
+    ("net_exposure", "exposure"),
+    ("gamma", "gamma"),
+    ("vega", "vega"),
+    ("theta", "theta"),
+    ("rho", "rho"),
+)
+
+
+def rows_in_base(engine: PortfolioEngine, positions: np.ndarray) -> dict[int, dict[str, float]]:
+    """What a client holds for these positions: each row's values times its ``fx_rate``."""
+    values = engine.position_values(positions)
+    rate, _ = engine.fx_to_base(positions)
+    return {
+        int(p): {field: float(getattr(values, field)[j] * rate[j]) for _, field in ROW_SUMS}
+        for j, p in enumerate(positions.tolist())
+    }
+
+
+def assert_rows_sum_to_totals(engine: PortfolioEngine, rows: dict[int, dict[str, float]]) -> None:
+    totals = dict(zip(TOTAL_FIELDS, engine.totals(np.array([0])).values[0].tolist(), strict=True))
+    for total, field in ROW_SUMS:
+        terms = [row[field] for row in rows.values()]
+        assert totals[total] == pytest.approx(math.fsum(terms), rel=1e-12, abs=1e-9), total
+
+
+def test_large_batch_lists_the_options_it_remarks_for_time() -> None:
+    # 10 calls on AAA and 100 BBB; BBB ticks an hour later. The tick touches one
+    # of the two positions, above the share where the engine revalues everything
+    # at once, and that re-marks the call for the hour that passed: the call's
+    # row moved too, so the change must list it.
+    account = RefAccount("USD", {}, [(CALL, held(10, 8.0)), (BBB, held(100, 45.0))])
+    prices = new_prices()
+    quote(prices, PRICED)
+    engine = new_engine(prices, new_book([account]))
+    rows = rows_in_base(engine, np.arange(engine.book.size_p))
+    later = NOW_NS + 3_600 * NS
+
+    change = engine.on_prices_changed(quote(prices, {BBB: 51.0}, ts_ns=later), later)
+    rows.update(rows_in_base(engine, change.positions))
+
+    assert sorted(change.positions.tolist()) == [0, 1]
+    assert_rows_sum_to_totals(engine, rows)

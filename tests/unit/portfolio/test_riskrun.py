@@ -12,13 +12,24 @@ import numpy as np
 import pytest
 
 from portfolio.engine import PortfolioEngine
-from portfolio.risk import FactorModel
-from portfolio.riskrun import RiskSnapshot, RiskUniverse, capture, run_risk, take_snapshot
+from portfolio.risk import FactorModel, z_score
+from portfolio.riskrun import (
+    RiskReport,
+    RiskSnapshot,
+    RiskUniverse,
+    capture,
+    run_risk,
+    take_snapshot,
+)
 from portfolio.stress import StressScenario
 from portfolio.types import AccountId, Fill
 from pricing.instruments import CURRENCIES
 from tests.builders import NS
-from tests.reference.portfolio import RefAccount
+from tests.reference.portfolio import (
+    RefAccount,
+    black_scholes_scalar,
+    quantile_linear,
+)
 from tests.unit.portfolio.market import (
     AAA,
     BBB,
@@ -27,6 +38,7 @@ from tests.unit.portfolio.market import (
     FX,
     MASTER,
     NOW_NS,
+    REF,
     TERMS,
     held,
     new_book,
@@ -39,6 +51,35 @@ UNIVERSE = RiskUniverse(MASTER, TERMS, FX.currencies)
 CCY = {c: UNIVERSE.currency_offset + i for i, c in enumerate(CURRENCIES)}
 MIDS = {AAA: 100.0, EURUSD: 1.2}  # BBB stays unquoted: unpriced
 ALL = np.arange(3, dtype=np.int64)
+
+
+def new_model(*, min_samples: int = 20, window: int = 250) -> FactorModel:
+    return FactorModel(UNIVERSE.group_of, lam=0.94, window=window, min_samples=min_samples)
+
+
+def returns(seed: int, days: int, sd: float = 0.01) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, sd, (days, UNIVERSE.size_u))
+
+
+def run(
+    snapshot: RiskSnapshot,
+    scenarios,
+    *,
+    daily: FactorModel | None = None,
+    intraday: FactorModel | None = None,
+    horizon_days: float = 1.0,
+) -> RiskReport:
+    return run_risk(
+        snapshot,
+        daily or new_model(),
+        intraday or new_model(),
+        TERMS,
+        scenarios,
+        confidences=[0.95, 0.99],
+        horizon_days=horizon_days,
+        intraday_interval_s=1.0,
+        universe=UNIVERSE,
+    )
 
 
 def engine_of(accounts: list[RefAccount]) -> PortfolioEngine:
@@ -110,23 +151,26 @@ def test_unpriced_position_is_counted_as_excluded_not_exposed() -> None:
 def test_run_risk_stresses_fx_through_pairs_cash_and_foreign_stock(fx, expected) -> None:
     engine = engine_of(BOOK)
     snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
-    model = FactorModel(UNIVERSE.group_of, lam=0.94, window=250, min_samples=20)
 
-    report = run_risk(
-        snapshot,
-        model,
-        TERMS,
-        [StressScenario("fx", fx=fx)],
-        confidences=[0.99],
-        horizon_s=86_400.0,
-        sample_interval_s=1.0,
-    )
+    report = run(snapshot, [StressScenario("fx", fx=fx)])
 
     assert report.stress[:, 0] == pytest.approx(expected, rel=1e-12)
-    # No samples yet: VaR is NaN rather than a made-up zero.
-    assert np.isnan(report.parametric).all()
-    assert np.isnan(report.historical).all()
-    assert report.samples == 0
+
+
+def test_run_risk_without_enough_data_reports_nan_not_a_made_up_zero() -> None:
+    engine = engine_of(BOOK)
+    snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+    daily, intraday = new_model(), new_model(min_samples=5)
+    for r in returns(3, 19):  # one day short of the 20 the daily model needs
+        daily.update(r)
+
+    report = run(snapshot, [], daily=daily, intraday=intraday)
+
+    assert (report.is_ready, report.intraday_ready, report.days) == (False, False, 19)
+    for values in (report.parametric, report.historical, report.daily_volatility):
+        assert np.isnan(values).all()
+    assert np.isnan(report.intraday_volatility).all()
+    assert report.scenario_count == 0
 
 
 def test_copy_is_unaffected_by_later_fills_and_ticks() -> None:
@@ -179,17 +223,88 @@ def test_zero_shock_is_zero_pnl_for_options_marked_earlier() -> None:
     engine = engine_of([RefAccount("USD", {}, [(CALL, held(10, 8.0))])])
     later = NOW_NS + 86_400 * NS
     snapshot = take_snapshot(capture(engine, np.array([0]), later), TERMS, UNIVERSE)
-    model = FactorModel(UNIVERSE.group_of, lam=0.94, window=250, min_samples=20)
 
-    report = run_risk(
-        snapshot,
-        model,
-        TERMS,
-        [StressScenario("nothing"), StressScenario("up", equity=0.1)],
-        confidences=[0.99],
-        horizon_s=86_400.0,
-        sample_interval_s=1.0,
-    )
+    report = run(snapshot, [StressScenario("nothing"), StressScenario("up", equity=0.1)])
 
     assert report.stress[0, 0] == 0.0
     assert report.stress[0, 1] > 0.0  # a long call gains when its underlying rises
+
+
+# --- VaR and volatilities of a run ------------------------------------------------------------
+
+
+def test_parametric_var_is_z_times_the_daily_pnl_volatility_over_the_horizon() -> None:
+    engine = engine_of(BOOK)
+    snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+    daily = new_model()
+    daily.seed(returns(1, 300))
+
+    one = run(snapshot, [], daily=daily)
+    four = run(snapshot, [], daily=daily, horizon_days=4.0)
+
+    # Variance grows with the horizon: four days, twice the volatility.
+    np.testing.assert_allclose(four.daily_volatility, 2 * one.daily_volatility, rtol=1e-12)
+    np.testing.assert_allclose(
+        one.parametric, one.daily_volatility[:, None] * [z_score(0.95), z_score(0.99)], rtol=1e-12
+    )
+    assert (one.is_ready, one.days, one.scenario_count) == (True, 300, 250)
+
+
+def test_intraday_volatility_scales_per_second_variance_to_trading_days() -> None:
+    # The same returns as per-second intraday samples and as daily ones: the
+    # intraday P&L volatility over a day is sqrt(23,400) times larger.
+    engine = engine_of(BOOK)
+    snapshot = take_snapshot(capture(engine, ALL, NOW_NS), TERMS, UNIVERSE)
+    history = returns(2, 60)
+    daily, intraday = new_model(), new_model(min_samples=10)
+    daily.seed(history)
+    intraday.seed(history)
+
+    report = run(snapshot, [], daily=daily, intraday=intraday)
+
+    np.testing.assert_allclose(
+        report.intraday_volatility, report.daily_volatility * np.sqrt(23_400), rtol=1e-12
+    )
+
+
+def test_historical_var_revalues_a_call_in_full_and_adds_its_hedge() -> None:
+    # 10 AAA calls (1,000 units) hedged with 400 short AAA: a scenario's P&L is
+    # 1,000 x (C(S e^r) - C(S)) - 400 x 100 x (e^r - 1), with the call's terms
+    # from market.py (K 100, vol 30%, r 4%, AAA's yield 1.5%) at the run's time.
+    engine = engine_of([RefAccount("USD", {}, [(CALL, held(10, 8.0)), (AAA, held(-400, 101.0))])])
+    snapshot = take_snapshot(capture(engine, np.array([0]), NOW_NS), TERMS, UNIVERSE)
+    daily = new_model(window=40)
+    daily.seed(returns(3, 40, sd=0.03))
+
+    report = run(snapshot, [], daily=daily)
+
+    t = (REF[CALL].expiry_ns - NOW_NS) / (365 * 86_400e9)
+
+    def call(spot: float) -> float:
+        return black_scholes_scalar(spot, 100.0, t, 0.30, 0.04, True, dividend_yield=0.015).price
+
+    pnl = [
+        1_000 * (call(100.0 * math.exp(r)) - call(100.0)) - 40_000 * math.expm1(r)
+        for r in daily.scenarios()[:, AAA].tolist()
+    ]
+    for j, c in enumerate([0.95, 0.99]):
+        assert report.historical[0, j] == pytest.approx(-quantile_linear(pnl, 1 - c), rel=1e-9)
+
+
+def test_snapshot_holds_options_apart_from_their_linear_exposures() -> None:
+    engine = engine_of([RefAccount("EUR", {}, [(CALL, held(10, 8.0))])])
+
+    snapshot = take_snapshot(capture(engine, np.array([0]), NOW_NS), TERMS, UNIVERSE)
+
+    # Delta exposures carry the call's delta on AAA; the linear ones only the
+    # translation of its value into the EUR base; the holding is 1,000 units
+    # (10 x 100) at 1 / 1.2 EUR per USD.
+    delta = dict(zip(snapshot.exposures.series.tolist(), snapshot.exposures.value, strict=True))
+    linear = dict(zip(snapshot.linear.series.tolist(), snapshot.linear.value, strict=True))
+    assert delta[AAA] > 0  # a long call: long its underlying
+    assert linear[AAA] == 0.0
+    assert linear[CCY["USD"]] == -linear[CCY["EUR"]] == pytest.approx(delta[CCY["USD"]])
+    assert linear[CCY["USD"]] > 0
+    assert snapshot.options.instrument.tolist() == [CALL]
+    assert snapshot.options.units.tolist() == pytest.approx([1_000 / 1.2], rel=1e-12)
+    assert snapshot.option_spot.tolist() == [100.0]

@@ -78,6 +78,23 @@ def test_shipped_futures_have_multiplier_above_one(master: InstrumentMaster) -> 
     assert small == []
 
 
+def test_shipped_equities_have_dividend_yields_of_listed_shares(master: InstrumentMaster) -> None:
+    yields: dict[str, float] = {
+        i.symbol: i.dividend_yield for i in master if i.type is InstrumentType.EQUITY
+    }
+
+    # SPY's trailing yield is about 1.2%; no listed share here yields 10% or more.
+    assert 0.01 <= yields["SPY"] <= 0.015
+    assert all(0.0 <= y < 0.1 for y in yields.values())
+    assert sum(y > 0 for y in yields.values()) > len(yields) / 2
+
+
+def test_shipped_non_equities_have_no_dividend_yield(master: InstrumentMaster) -> None:
+    paying = [i.symbol for i in master if i.type is not InstrumentType.EQUITY and i.dividend_yield]
+
+    assert paying == []
+
+
 def test_shipped_fx_pairs_have_a_base_currency(master: InstrumentMaster) -> None:
     pairs = [i for i in master if i.type is InstrumentType.FX]
 
@@ -257,3 +274,43 @@ def test_parse_option_on_an_option_raises_naming_its_line() -> None:
         parse_instrument_csv(text)
 
     assert caught.value.line == 4
+
+
+# --- dividend yields -------------------------------------------------------------------------
+
+
+def test_parse_reads_an_equitys_dividend_yield_and_an_empty_one_as_zero() -> None:
+    text = csv_text(AAPL + ",0.004", SAP + ",")
+
+    parsed = parse_instrument_csv(text)
+
+    assert [i.dividend_yield for i in parsed] == [0.004, 0.0]
+    assert parsed.dividend_yield.tolist() == [0.004, 0.0]
+
+
+def test_parse_a_file_without_the_dividend_yield_column_reads_every_yield_as_zero() -> None:
+    text = csv_text(AAPL, AAPL_CALL, header=",".join(CSV_COLUMNS[:-1]))
+
+    parsed = parse_instrument_csv(text)
+
+    assert [i.dividend_yield for i in parsed] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("raw", ["-0.01", "1", "1.5", "abc", "NaN", "inf"])
+def test_parse_dividend_yield_outside_zero_to_one_raises_naming_its_line(raw: str) -> None:
+    text = csv_text(SAP + ",", AAPL + f",{raw}")
+
+    with pytest.raises(ReferenceDataError, match="line 3: dividend_yield must be within") as caught:
+        parse_instrument_csv(text)
+
+    assert caught.value.line == 3
+
+
+@pytest.mark.parametrize("row", [ES, AAPL_CALL])
+def test_parse_dividend_yield_on_a_non_equity_raises_naming_its_line(row: str) -> None:
+    text = csv_text(AAPL, row + ",0.01")
+
+    with pytest.raises(ReferenceDataError, match="line 3: dividend_yield must be empty") as caught:
+        parse_instrument_csv(text)
+
+    assert caught.value.line == 3

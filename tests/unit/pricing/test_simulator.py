@@ -99,6 +99,7 @@ def mixed_master() -> InstrumentMaster:
         csv_row(
             "E0C100",
             "option",
+            id="E0C100.OPRA",
             sector="alpha",
             underlying="E0",
             option_type="C",
@@ -402,3 +403,170 @@ def test_one_step_advance_is_step() -> None:
     b = MarketModel(mixed_master(), ModelParams(tick_rate_per_s=50_000.0), seed=9)
 
     assert same_batches([a.step(1) for _ in range(20)], [b.advance(1, 1) for _ in range(20)])
+
+
+# --- FX crosses follow their USD legs ----------------------------------------------------
+
+
+def fx_master() -> InstrumentMaster:
+    # Legs against USD (EURUSD, GBPUSD, the inverted USDJPY, AUDUSD), the three
+    # crosses, and NZDJPY, whose NZD leg is missing: it cannot be derived.
+    def pair(symbol: str, base: str, quote: str, price: str, vol: str) -> str:
+        return csv_row(
+            symbol,
+            "fx",
+            sector="fx",
+            currency=quote,
+            base_currency=base,
+            tick_size="0.00001",
+            lot_size="1000",
+            ref_price=price,
+            volatility=vol,
+        )
+
+    rows = [
+        pair("EURUSD", "EUR", "USD", "1.165", "0.07"),
+        pair("GBPUSD", "GBP", "USD", "1.315", "0.08"),
+        pair("USDJPY", "USD", "JPY", "154.25", "0.10"),
+        pair("EURGBP", "EUR", "GBP", "0.9", "0.06"),  # off the legs' 0.88593 on purpose
+        pair("EURJPY", "EUR", "JPY", "179.701", "0.09"),
+        pair("GBPJPY", "GBP", "JPY", "202.839", "0.10"),
+        pair("AUDUSD", "AUD", "USD", "0.655", "0.10"),
+        pair("NZDJPY", "NZD", "JPY", "88.2", "0.11"),
+    ]
+    return parse_instrument_csv("\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
+
+
+def implied_crosses(master: InstrumentMaster, mids: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Each cross's mid and the rate its legs imply, by hand from the three legs."""
+    eurusd, gbpusd, usdjpy = (mids[master.ix(s)] for s in ("EURUSD", "GBPUSD", "USDJPY"))
+    return {
+        "EURGBP": (mids[master.ix("EURGBP")], eurusd / gbpusd),
+        "EURJPY": (mids[master.ix("EURJPY")], eurusd * usdjpy),
+        "GBPJPY": (mids[master.ix("GBPJPY")], gbpusd * usdjpy),
+    }
+
+
+def test_cross_mids_are_the_rates_their_usd_legs_imply_at_every_step() -> None:
+    master = fx_master()
+    model = MarketModel(master, ModelParams(tick_rate_per_s=0.0, step_s=60.0), seed=17)
+
+    worst = 0.0
+    for n in range(2_000):
+        model.advance(n + 1, 1 + n % 7)
+        for cross, implied in implied_crosses(master, model.mids()).values():
+            worst = max(worst, abs(cross / implied - 1))
+
+    # One exp of a sum of logs against products of exps: a few ulps.
+    assert worst < 1e-13
+
+
+def test_cross_starts_at_the_rate_its_legs_imply_not_its_reference_price() -> None:
+    master = fx_master()
+
+    model = MarketModel(master, ModelParams(), seed=1)
+
+    cross, implied = implied_crosses(master, model.mids())["EURGBP"]
+    assert cross == pytest.approx(1.165 / 1.315, rel=1e-14)
+    assert implied == pytest.approx(1.165 / 1.315, rel=1e-14)
+
+
+def test_quoted_cross_brackets_the_rate_implied_by_the_legs_quoted_with_it() -> None:
+    # Every instrument ticks each step at this rate; a cross's quote, on its
+    # tick grid, must contain the rate its legs' mids imply (a quote is at
+    # least a tick wide around the model mid, and the legs' mids are within
+    # half their spread of theirs: 2 bps of slack covers both).
+    master = fx_master()
+    model = MarketModel(master, ModelParams(tick_rate_per_s=200_000.0), seed=23)
+
+    for n in range(200):
+        batch = model.step(n + 1)
+        last: dict[str, tuple[float, float]] = {}
+        for ix, bid, ask in zip(batch.instrument_ix, batch.bid, batch.ask, strict=True):
+            last[master.symbols[int(ix)]] = (bid, ask)
+        mid = {s: (b + a) / 2 for s, (b, a) in last.items()}
+        implied = mid["EURUSD"] / mid["GBPUSD"]
+        bid, ask = last["EURGBP"]
+        assert bid * (1 - 2e-4) <= implied <= ask * (1 + 2e-4)
+
+
+def test_a_cross_without_both_usd_legs_moves_on_its_own() -> None:
+    master = fx_master()
+    model = MarketModel(master, ModelParams(tick_rate_per_s=0.0, step_s=DAY_S), seed=3)
+    nzdjpy = master.ix("NZDJPY")
+
+    model.advance(1, 10)
+
+    # Simulated from its own volatility, from its reference price.
+    assert model.mids()[nzdjpy] != pytest.approx(88.2, rel=1e-6)
+
+
+# --- a daily history drawn from the model ----------------------------------------------------
+
+
+def history_returns(master: InstrumentMaster, days: int, seed: int = 5) -> np.ndarray:
+    model = MarketModel(master, ModelParams(), seed=1)
+    closes = model.daily_history(days, seed=seed)
+    return np.diff(np.log(closes), axis=0)
+
+
+def test_history_ends_at_the_current_mids_with_no_price_for_options() -> None:
+    master = mixed_master()
+    model = MarketModel(master, ModelParams(), seed=1)
+
+    closes = model.daily_history(40, seed=2)
+
+    assert closes.shape == (41, len(master))
+    np.testing.assert_allclose(closes[-1], model.mids(), rtol=1e-14)
+    assert np.isnan(closes[:, master.ix("E0C100")]).all()
+    assert not np.isnan(np.delete(closes, master.ix("E0C100"), axis=1)).any()
+
+
+def test_history_mean_square_daily_return_is_exactly_one_days_variance() -> None:
+    returns = history_returns(equities_master(), 300)
+
+    mean_square = np.mean(returns * returns, axis=0)
+
+    # Moment-matched: sigma^2 / 252 for every instrument, up to rounding.
+    np.testing.assert_allclose(mean_square, SIGMA**2 / 252, rtol=1e-12)
+
+
+def test_history_correlations_are_the_models_within_sampling_error() -> None:
+    returns = history_returns(equities_master(), 2_000)
+    same = [(i, j) for i in SECTOR_ALPHA for j in SECTOR_ALPHA if i < j]
+    cross = [(i, j) for i in SECTOR_ALPHA for j in SECTOR_BETA]
+
+    second = returns.T @ returns / returns.shape[0]
+    corr = second / (SIGMA**2 / 252)
+
+    # The market and sector parts are exact; own shocks add a sample
+    # correlation of s.e. 1 / sqrt(2000) per pair, times their share a_e^2 =
+    # 0.5: 0.011, and a mean over 6 (16) pairs shrinks it to 0.0046 (0.0028).
+    assert np.mean([corr[i, j] for i, j in same]) == pytest.approx(0.5, abs=4 * 0.0046)
+    assert np.mean([corr[i, j] for i, j in cross]) == pytest.approx(0.25, abs=4 * 0.0028)
+
+
+def test_history_crosses_are_the_rates_their_legs_imply_every_day() -> None:
+    master = fx_master()
+    closes = MarketModel(master, ModelParams(), seed=1).daily_history(60, seed=4)
+
+    for row in closes:
+        for cross, implied in implied_crosses(master, row).values():
+            assert cross == pytest.approx(implied, rel=1e-13)
+
+
+def test_history_is_the_same_for_a_seed_and_another_for_another() -> None:
+    model = MarketModel(equities_master(), ModelParams(), seed=1)
+
+    a, b, c = (model.daily_history(30, seed=s) for s in (8, 8, 9))
+
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_history_shorter_than_its_common_shocks_is_refused() -> None:
+    model = MarketModel(equities_master(), ModelParams(), seed=1)
+
+    # Market + two sectors: three common shocks need more than three days.
+    with pytest.raises(ValueError, match="days must exceed the 3"):
+        model.daily_history(3, seed=1)
