@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
@@ -29,6 +30,7 @@ from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
+from gateway.http.orderapi import api_app
 from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES
 from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
@@ -58,7 +60,14 @@ from pricing.pricebook import PriceBook
 from pricing.simulator import TRADING_SECONDS_PER_DAY, MarketModel, ModelParams
 from pricing.types import F64Array2D
 
-__all__ = ["build_gateway", "create_app"]
+__all__ = [
+    "Apps",
+    "build_gateway",
+    "build_source",
+    "create_app",
+    "create_apps",
+    "seed_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +165,8 @@ def _check_history_days(settings: Settings, source: MarketDataSource) -> None:
         )
 
 
-def _seeds(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
-    # What an empty ledger is seeded with: the positions file, or the demo accounts.
+def seed_records(settings: Settings, master: InstrumentMaster) -> dict[AccountId, AccountRecord]:
+    """What an empty ledger is seeded with: the positions file, or the demo accounts."""
     p = settings.portfolio
     if p.positions_file is not None:
         records = load_positions_file(p.positions_file)
@@ -180,7 +189,7 @@ def _build_store(settings: Settings) -> PositionStore:
     return MemoryPositionStore()
 
 
-def _build_source(
+def build_source(
     settings: Settings, master: InstrumentMaster, clock: Clock, metrics: Metrics
 ) -> MarketDataSource:
     kind = settings.feed.source
@@ -240,12 +249,12 @@ def build_gateway(
         clock=clock,
         metrics=metrics,
     )
-    source = source or _build_source(settings, master, clock, metrics)
+    source = source or build_source(settings, master, clock, metrics)
     _check_history_days(settings, source)
     pipeline = MarketDataPipeline(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )
-    seeds = _seeds(settings, master)
+    seeds = seed_records(settings, master)
     trading = Trading.build(settings, master, book, clock=clock, metrics=metrics, epoch=epoch)
     gateway = Gateway(
         settings=settings,
@@ -268,10 +277,26 @@ def build_gateway(
     return gateway
 
 
-def create_app(
-    settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
-) -> Starlette:
-    """Return the Starlette app; ``/ws`` needs ``gateway.server`` (uvicorn + our protocol)."""
+@dataclass(frozen=True, slots=True)
+class Apps:
+    """The two listeners' apps over one gateway: ``/ws`` and HTTP, and the order API."""
+
+    main: Starlette
+    api: Starlette
+    gateway: Gateway
+
+
+def create_apps(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    source: MarketDataSource | None = None,
+    api_owns_lifespan: bool = False,
+) -> Apps:
+    """Build the gateway and both apps; the gateway's app owns the lifespan unless the API does.
+
+    ``/ws`` needs ``gateway.server`` (uvicorn and our protocol class).
+    """
     gateway = build_gateway(settings, clock=clock, source=source)
 
     @contextlib.asynccontextmanager
@@ -282,6 +307,18 @@ def create_app(
         finally:
             await gateway.stop()
 
-    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
-    app.state.gateway = gateway
-    return app
+    main = Starlette(
+        routes=ROUTES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=None if api_owns_lifespan else lifespan,
+    )
+    main.state.gateway = gateway
+    api = api_app(gateway, lifespan=lifespan if api_owns_lifespan else None)
+    return Apps(main, api, gateway)
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
+) -> Starlette:
+    """Return the gateway's app alone (the order API's listener is not served)."""
+    return create_apps(settings, clock=clock, source=source).main

@@ -1,4 +1,4 @@
-"""The ``tickgate`` command: run, token, instruments, spike."""
+"""The ``tickgate`` command: run, api, ledger, token, instruments, spike."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 # ``token`` and ``spike`` need only settings and a signing key, so nothing
 # heavier is imported here: the server (uvicorn, Starlette, the engine with
@@ -19,6 +20,9 @@ from gateway.auth import ADMIN_SCOPE, issue_token
 from gateway.devsecret import jwt_secret
 from gateway.errors import GatewayError, SettingsError
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.store import DeadLetter
 
 __all__ = ["main", "parse_duration_s"]
 
@@ -36,22 +40,70 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
+def _service_flags(command: argparse.ArgumentParser) -> None:
+    # What every command that runs part of the service accepts.
+    feed = command.add_mutually_exclusive_group()
+    feed.add_argument("--kafka", metavar="BOOTSTRAP", help="consume md.ticks from this Kafka")
+    feed.add_argument("--upstream", metavar="URL", help="consume this vendor WebSocket feed")
+    command.add_argument("--redis", metavar="URL", help="cache positions in this Redis")
+    command.add_argument("--instruments", metavar="FILE", help="instrument master CSV to load")
+    command.add_argument("--seed", help="simulator seed (TICKGATE_SIMULATOR_SEED)")
+    command.add_argument(
+        "--tick-rate", help="simulator ticks/s (TICKGATE_SIMULATOR_TICK_RATE_PER_S)"
+    )
+    command.add_argument(
+        "--data-dir", help="where the dev secret and the ledger live (TICKGATE_DATA_DIR)"
+    )
+    command.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the gateway (simulator and in-memory by default)")
+    run = commands.add_parser(
+        "run", help="run the gateway, the order API and the ledger (embedded defaults)"
+    )
     run.add_argument("--host", help="listen address (TICKGATE_HOST)")
     run.add_argument("--port", help="listen port (TICKGATE_PORT)")
-    feed = run.add_mutually_exclusive_group()
-    feed.add_argument("--kafka", metavar="BOOTSTRAP", help="consume md.ticks from this Kafka")
-    feed.add_argument("--upstream", metavar="URL", help="consume this vendor WebSocket feed")
-    run.add_argument("--redis", metavar="URL", help="cache positions in this Redis")
-    run.add_argument("--instruments", metavar="FILE", help="instrument master CSV to load")
-    run.add_argument("--seed", help="simulator seed (TICKGATE_SIMULATOR_SEED)")
-    run.add_argument("--tick-rate", help="simulator ticks/s (TICKGATE_SIMULATOR_TICK_RATE_PER_S)")
-    run.add_argument("--data-dir", help="where the dev secret lives (TICKGATE_DATA_DIR)")
-    run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    run.add_argument("--api-host", help="the order API's listen address (TICKGATE_API_HOST)")
+    run.add_argument("--api-port", help="the order API's listen port (TICKGATE_API_PORT)")
+    _service_flags(run)
+
+    api = commands.add_parser("api", help="run the order API alone (a split deployment)")
+    api.add_argument("--host", dest="api_host", help="listen address (TICKGATE_API_HOST)")
+    api.add_argument("--port", dest="api_port", help="listen port (TICKGATE_API_PORT)")
+    _service_flags(api)
+
+    ledger = commands.add_parser("ledger", help="run or operate the ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    ledger_run = ledger_commands.add_parser(
+        "run", help="run the ledger service alone (Kafka commands; a split deployment)"
+    )
+    _service_flags(ledger_run)
+    for name, text in (
+        ("verify", "check the hash chain, every transaction's balance and every balance"),
+        ("reconcile", "compare the Redis position cache with the ledger and repair it"),
+    ):
+        op = ledger_commands.add_parser(name, help=text)
+        op.add_argument("--data-dir", help="where the ledger lives (TICKGATE_DATA_DIR)")
+        op.add_argument("--redis", metavar="URL", help="the position cache's Redis")
+        if name == "reconcile":
+            op.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    dlq = ledger_commands.add_parser("dlq", help="the dead-letter queue")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_commands.add_parser("list", help="list dead letters (JSON lines)")
+    dlq_list.add_argument("--all", action="store_true", help="redriven ones too")
+    dlq_redrive = dlq_commands.add_parser("redrive", help="re-submit dead letters")
+    dlq_redrive.add_argument(
+        "--id", type=int, action="append", help="a dead letter's id (repeatable; default: all)"
+    )
+    dlq_redrive.add_argument(
+        "--actor", default=os.environ.get("USER", "operator"), help="who redrives (audit log)"
+    )
+    for op in (dlq_list, dlq_redrive):
+        op.add_argument("--data-dir", help="where the ledger lives (TICKGATE_DATA_DIR)")
+        op.add_argument("--kafka", metavar="BOOTSTRAP", help="redrive to this Kafka")
 
     token = commands.add_parser("token", help="print a signed dev token")
     token.add_argument("--account", action="append", required=True, help="account (repeatable)")
@@ -76,6 +128,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     flags = {
         "host": "TICKGATE_HOST",
         "port": "TICKGATE_PORT",
+        "api_host": "TICKGATE_API_HOST",
+        "api_port": "TICKGATE_API_PORT",
         "instruments": "TICKGATE_FEED_INSTRUMENTS_FILE",
         "redis": "TICKGATE_REDIS_URL",
         "seed": "TICKGATE_SIMULATOR_SEED",
@@ -88,7 +142,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
         if value is not None:
             overrides[key] = str(value)
     if getattr(args, "kafka", None) is not None:
-        overrides["TICKGATE_FEED_SOURCE"] = "kafka"
+        if args.command != "ledger" or getattr(args, "ledger_command", None) == "run":
+            overrides["TICKGATE_FEED_SOURCE"] = "kafka"
         overrides["TICKGATE_KAFKA_BOOTSTRAP"] = args.kafka
     if getattr(args, "upstream", None) is not None:
         overrides["TICKGATE_FEED_SOURCE"] = "upstream"
@@ -164,16 +219,57 @@ def _cmd_spike(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ledger(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.clock import SystemClock
+    from gateway.trading import admin
+
+    if args.ledger_command == "run":
+        from gateway.trading.ledgerrole import run_ledger
+
+        run_ledger(settings)
+        return 0
+    if args.ledger_command == "verify":
+        is_clean, summary = asyncio.run(admin.verify(settings))
+        print(summary)
+        return 0 if is_clean else 1
+    if args.ledger_command == "reconcile":
+        from gateway.refdata import load_master
+
+        master = load_master(settings.feed.instruments_file)
+        report = asyncio.run(admin.reconcile(settings, master, SystemClock(), dry_run=args.dry_run))
+        print(report.summary())
+        return 0
+    if args.dlq_command == "list":
+        for letter in asyncio.run(admin.dlq_list(settings, include_redriven=args.all)):
+            print(json.dumps(_letter_json(letter)))
+        return 0
+    letters = asyncio.run(
+        admin.dlq_redrive(settings, args.id, actor=args.actor, clock=SystemClock())
+    )
+    print(f"ledger dlq: {len(letters)} dead letter(s) redriven by {args.actor}")
+    return 0
+
+
+def _letter_json(letter: DeadLetter) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(letter)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tickgate`` console script."""
     args = _parser().parse_args(argv)
     try:
         overrides = _overrides(args)
         settings = Settings.from_env(os.environ, overrides)
-        if args.command == "run":
+        if args.command in ("run", "api"):
             from gateway.server import serve
 
-            serve(settings)
+            serve(settings, role=args.command)
+        elif args.command == "ledger":
+            return _cmd_ledger(settings, args)
         elif args.command == "token":
             _cmd_token(settings, args)
         elif args.command == "instruments":

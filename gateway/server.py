@@ -1,26 +1,43 @@
-"""Running the service under uvicorn, with ``/ws`` on tickgate's own protocol."""
+"""Running the service under uvicorn: ``/ws`` on tickgate's own protocol, the order API beside it.
+
+``tickgate run`` serves two listeners from one process and one event loop:
+the gateway's (``/ws``, the HTTP routes; it owns the lifespan that starts
+and stops the service) and, unless ``TICKGATE_API_ENABLED`` is false, the
+order API's on ``TICKGATE_API_HOST:TICKGATE_API_PORT``, which has no
+WebSocket endpoint. ``tickgate api`` serves the order API alone (the split
+deployment), and its listener then owns the lifespan.
+
+Each listener is a ``uvicorn.Server``. On SIGINT/SIGTERM the one that
+installed its handler last (the API's) stops accepting first, then hands
+the signal on to the gateway's, which closes its clients and stops the
+service: no order is accepted after the service began to stop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from types import FrameType
+from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.app import create_apps
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 from gateway.ws.connection import WebSocketConnection
 
-__all__ = ["serve", "uvicorn_config"]
+__all__ = ["api_uvicorn_config", "serve", "uvicorn_config"]
 
 logger = logging.getLogger(__name__)
 
+Role = Literal["run", "api"]
+
 
 def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
-    """uvicorn settings: our WebSocket protocol class, graceful shutdown, no access log."""
+    """The gateway's listener: our WebSocket protocol class, graceful shutdown, no access log."""
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -33,21 +50,58 @@ def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM: then stop accepting, close clients with 1001, stop the feed.
+def api_uvicorn_config(
+    settings: Settings, app: Starlette, *, owns_lifespan: bool
+) -> uvicorn.Config:
+    """The order API's listener: plain HTTP, no WebSocket endpoint."""
+    return uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        ws="none",
+        lifespan="on" if owns_lifespan else "off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )
+
+
+def servers(settings: Settings, role: Role) -> list[uvicorn.Server]:
+    """The listeners of ``role``, the one owning the lifespan first."""
+    apps = create_apps(settings, api_owns_lifespan=role == "api")
+    if role == "api":
+        return [uvicorn.Server(api_uvicorn_config(settings, apps.api, owns_lifespan=True))]
+    listeners = [uvicorn.Server(uvicorn_config(settings, apps.main))]
+    if settings.api.enabled:
+        listeners.append(
+            uvicorn.Server(api_uvicorn_config(settings, apps.api, owns_lifespan=False))
+        )
+    return listeners
+
+
+def serve(settings: Settings, role: Role = "run") -> None:
+    """Run until SIGINT/SIGTERM: then stop accepting, close clients with 1001, stop the service.
 
     Returns normally after a graceful stop, so the process exits 0.
     """
     configure_logging(settings.log_level)
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    listeners = servers(settings, role)
     # uvicorn restores the previous handlers after its graceful shutdown and
     # re-raises the signal it caught; these handlers take it, as the stop is done.
     previous = {signum: signal.signal(signum, _signal_after_shutdown) for signum in _SIGNALS}
     try:
-        server.run()
+        runner = asyncio.Runner(loop_factory=listeners[0].config.get_loop_factory())
+        with runner:
+            runner.run(_serve_all(listeners))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+async def _serve_all(listeners: list[uvicorn.Server]) -> None:
+    # The first listener installs its signal handler first; the later ones
+    # chain to it (see the module docstring).
+    await asyncio.gather(*(server.serve() for server in listeners))
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

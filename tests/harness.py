@@ -28,10 +28,10 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from gateway.accounts.runtime import Accounts
-from gateway.app import create_app
+from gateway.app import create_apps
 from gateway.clock import Clock
 from gateway.marketdata.source import MarketDataSource, Rejection, SourceBatch
-from gateway.server import uvicorn_config
+from gateway.server import api_uvicorn_config, uvicorn_config
 from gateway.service import Gateway
 from gateway.settings import Settings
 from pricing.pricebook import TickBatch
@@ -45,6 +45,7 @@ Message = dict[str, Any]
 class RunningGateway:
     url: str
     ws_url: str
+    api_url: str
     gateway: Gateway
     server: uvicorn.Server
 
@@ -60,21 +61,31 @@ class RunningGateway:
 async def running_gateway(
     settings: Settings, *, source: MarketDataSource | None = None, clock: Clock | None = None
 ) -> AsyncIterator[RunningGateway]:
-    """Serve ``settings`` on a free port until the block ends."""
-    port = free_port()
-    settings = dataclasses.replace(settings, host="127.0.0.1", port=port)
-    app = create_app(settings, source=source, clock=clock)
-    server = uvicorn.Server(uvicorn_config(settings, app))
+    """Serve ``settings`` on free ports until the block ends: ``/ws`` and the order API."""
+    port, api_port = free_port(), free_port()
+    settings = dataclasses.replace(
+        settings,
+        host="127.0.0.1",
+        port=port,
+        api=dataclasses.replace(settings.api, host="127.0.0.1", port=api_port),
+    )
+    apps = create_apps(settings, source=source, clock=clock)
+    server = uvicorn.Server(uvicorn_config(settings, apps.main))
+    api_server = uvicorn.Server(api_uvicorn_config(settings, apps.api, owns_lifespan=False))
     task = asyncio.create_task(server.serve())
-    await poll_until(lambda: server.started, what="uvicorn to start")
+    api_task = asyncio.create_task(api_server.serve())
+    await poll_until(lambda: server.started and api_server.started, what="uvicorn to start")
     try:
         yield RunningGateway(
             url=f"http://127.0.0.1:{port}",
             ws_url=f"ws://127.0.0.1:{port}/ws",
-            gateway=app.state.gateway,
+            api_url=f"http://127.0.0.1:{api_port}",
+            gateway=apps.gateway,
             server=server,
         )
     finally:
+        api_server.should_exit = True
+        await asyncio.wait_for(api_task, timeout=20)
         server.should_exit = True
         await asyncio.wait_for(task, timeout=20)
 
@@ -98,23 +109,49 @@ async def poll_until(
         await asyncio.sleep(0.01)
 
 
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+async def request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpAnswer:
+    """Send one request from a worker thread; return its status, body and (lower-case) headers."""
+    sent = {"Content-Type": "application/json"}
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    sent.update(headers or {})
+    outgoing = urllib.request.Request(url, data=body, method=method, headers=sent)
+
+    def send() -> HttpAnswer:
+        try:
+            with urllib.request.urlopen(outgoing, timeout=10) as response:
+                received = {k.lower(): v for k, v in response.headers.items()}
+                return HttpAnswer(response.status, response.read(), received)
+        except urllib.error.HTTPError as e:
+            received = {k.lower(): v for k, v in e.headers.items()}
+            return HttpAnswer(e.code, e.read(), received)
+
+    return await asyncio.to_thread(send)
+
+
 async def http(
     method: str, url: str, *, body: bytes | None = None, token: str | None = None
 ) -> tuple[int, bytes]:
-    """Send one request from a worker thread; return (status, body bytes)."""
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-
-    def send() -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    return await asyncio.to_thread(send)
+    """Send one request; return (status, body bytes)."""
+    answer = await request(method, url, body=body, token=token)
+    return answer.status, answer.body
 
 
 class Client:

@@ -119,9 +119,9 @@ def balances_body(client: StoredClient) -> Mapping[str, object]:
         "balances": [
             {
                 "currency": currency,
-                "balance": _text(from_minor(balance.balance, currency)),
-                "pending": _text(from_minor(balance.pending, currency)),
-                "available": _text(from_minor(balance.available, currency)),
+                "balance": _money(balance.balance, currency),
+                "pending": _money(balance.pending, currency),
+                "available": _money(balance.available, currency),
             }
             for asset, balance in sorted(client.balances.items())
             if is_cash_asset(asset)
@@ -152,3 +152,8 @@ def positions_body(client: StoredClient, master: InstrumentMaster) -> Mapping[st
 def _text(value: Decimal) -> str:
     # Plain notation without trailing zeros ("2500", "0.5"), never an exponent.
     return format(value.normalize(), "f") if value else "0"
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    # With the currency's minor-unit decimals ("2500.00", "150000" for JPY).
+    return format(from_minor(amount_minor, currency), "f")

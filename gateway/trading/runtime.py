@@ -63,7 +63,13 @@ from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
 from pricing.types import I64Array1D
 
-__all__ = ["Trading", "build_ledger_store", "order_wire"]
+__all__ = [
+    "LedgerParts",
+    "Trading",
+    "build_ledger_service",
+    "build_ledger_store",
+    "order_wire",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +126,7 @@ class Trading:
     idempotency: IdempotencyStore
     channel: OrdersChannel
     service: LedgerService | None = None
-    bank: SimulatedBank | None = None
+    ledger: LedgerParts | None = None
     entry: OrderEntry | None = None
     events: LedgerEvents | None = None
     kafka_events: KafkaLedgerEvents | None = None
@@ -160,7 +166,8 @@ class Trading:
             channel=OrdersChannel(epoch=epoch, history=orders.channel_history),
         )
         if settings.ledger.embedded:
-            trading.service, trading.bank = _build_service(settings, master, book, store, clock)
+            trading.ledger = build_ledger_service(settings, master, book, store, clock)
+            trading.service = trading.ledger.service
         return trading
 
     # --- startup ----------------------------------------------------------------------
@@ -272,8 +279,8 @@ class Trading:
                 await closer()
             except Exception:
                 logger.exception("closing a part of the order path failed")
-        if self.bank is not None:
-            self.bank.close()
+        if self.ledger is not None:
+            await self.ledger.close()
 
 
 def _build_idempotency(settings: Settings) -> IdempotencyStore:
@@ -294,13 +301,34 @@ def _build_idempotency(settings: Settings) -> IdempotencyStore:
     return MemoryIdempotencyStore(idempotency)
 
 
-def _build_service(
+@dataclass(slots=True)
+class LedgerParts:
+    """A ledger service and what it owns besides the store: the rail and its event sinks."""
+
+    service: LedgerService
+    bank: SimulatedBank
+    sinks: list[EventSink]
+
+    async def close(self) -> None:
+        """Close the Kafka event sinks and the rail (after the service stopped)."""
+        for sink in self.sinks:
+            stop = getattr(sink, "stop", None)  # the Kafka sink holds a producer
+            if stop is not None:
+                try:
+                    await stop()
+                except Exception:
+                    logger.exception("closing a ledger event sink failed")
+        self.bank.close()
+
+
+def build_ledger_service(
     settings: Settings,
     master: InstrumentMaster,
     book: PriceBook,
     store: LedgerStore,
     clock: Clock,
-) -> tuple[LedgerService, SimulatedBank]:
+) -> LedgerParts:
+    """The ledger service the settings name: inbox or Kafka commands, on ``book``'s prices."""
     source: CommandSource
     sinks: list[EventSink] = []
     if settings.orders.bus == "kafka":
@@ -325,7 +353,7 @@ def _build_service(
         sinks=sinks,
         now_ns=clock.now_ns,
     )
-    return service, bank
+    return LedgerParts(service, bank, sinks)
 
 
 class _EntryEventLog:
