@@ -223,8 +223,11 @@ def _cmd_ledger(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
     from gateway.clock import SystemClock
+    from gateway.logs import configure_logging
     from gateway.trading import admin
 
+    # Operator commands log to stderr: the audit lines of a redrive, for one.
+    configure_logging(settings.log_level)
     if args.ledger_command == "run":
         from gateway.trading.ledgerrole import run_ledger
 

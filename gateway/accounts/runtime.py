@@ -34,6 +34,10 @@ class Accounts:
     risk: RiskWorker
     cache: PositionCache
 
+    def has_account(self, account: str) -> bool:
+        """Whether the engine holds ``account``."""
+        return self.positions.has_account(account)
+
     def apply_fills(self, fills: list[Fill], now_ns: int) -> PortfolioChange:
         """Apply fills, push the changed accounts, and mark them for the position cache."""
         change = self.engine.apply_fills(fills)

@@ -14,10 +14,10 @@ from decimal import Decimal
 
 import numpy as np
 
-from gateway.accounts.runtime import Accounts
 from ledger.money import minor_digits, quantity_digits
 from orders.risk import AccountSnapshot, MarketQuote
 from orders.types import AccountId
+from portfolio.positions import PositionBook
 from pricing.instruments import InstrumentMaster
 from pricing.pricebook import PriceBook
 
@@ -25,16 +25,18 @@ __all__ = ["EngineAccountView"]
 
 
 class EngineAccountView:
-    """``orders.risk.AccountView`` over the running engine and PriceBook (both in memory)."""
+    """``orders.risk.AccountView`` over the engine's positions and the PriceBook (in memory)."""
 
-    def __init__(self, accounts: Accounts, prices: PriceBook, master: InstrumentMaster) -> None:
-        self._accounts = accounts
+    def __init__(
+        self, positions: PositionBook, prices: PriceBook, master: InstrumentMaster
+    ) -> None:
+        self._positions = positions
         self._prices = prices
         self._master = master
         self._quantity_digits = [quantity_digits(i) for i in master]
 
     async def account(self, account_id: AccountId) -> AccountSnapshot | None:
-        book = self._accounts.positions
+        book = self._positions
         if not book.has_account(account_id):
             return None
         n = book.account_ix(account_id)

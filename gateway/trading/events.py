@@ -25,23 +25,39 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from gateway.accounts.runtime import Accounts
 from gateway.channels.orders import OrdersChannel
 from gateway.metrics import Metrics
 from ledger.store import OutboxEvent
 from orders.types import TransferId
+from portfolio.engine import PortfolioChange
 from portfolio.types import AccountId, CashMovement, Fill
 from pricing.instruments import InstrumentMaster
 
-__all__ = ["LedgerEvent", "LedgerEvents", "event_from_outbox", "event_from_wire"]
+__all__ = [
+    "AccountsSink",
+    "LedgerEvent",
+    "LedgerEvents",
+    "event_from_outbox",
+    "event_from_wire",
+]
 
 logger = logging.getLogger(__name__)
 
 _ORDER_PREFIX = "ord_"
+
+
+class AccountsSink(Protocol):
+    """What the events change: ``gateway.accounts.runtime.Accounts``."""
+
+    def has_account(self, account: str) -> bool: ...
+
+    def apply_fills(self, fills: list[Fill], now_ns: int) -> PortfolioChange: ...
+
+    def apply_cash(self, movements: list[CashMovement], now_ns: int) -> PortfolioChange: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +115,7 @@ class LedgerEvents:
         self,
         master: InstrumentMaster,
         *,
-        accounts: Accounts | None,
+        accounts: AccountsSink | None,
         channel: OrdersChannel | None,
         note_transfer: Callable[[TransferId], None] | None,
         now_ns: Callable[[], int],
@@ -150,9 +166,7 @@ class LedgerEvents:
 
     def _collect(self, event: LedgerEvent, fills: list[Fill], cash: list[CashMovement]) -> None:
         fields = event.fields
-        known = self._accounts is not None and self._accounts.positions.has_account(
-            event.account_id
-        )
+        known = self._accounts is not None and self._accounts.has_account(event.account_id)
         if event.type == "fill" and known:
             sign = 1.0 if fields["side"] == "buy" else -1.0
             fills.append(

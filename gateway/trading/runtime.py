@@ -199,7 +199,7 @@ class Trading:
     async def attach(self, accounts: Accounts | None) -> None:
         """Wire order entry, the ``orders`` channel and the event routing around ``accounts``."""
         if accounts is not None:
-            view = EngineAccountView(accounts, self.book, self.master)
+            view = EngineAccountView(accounts.positions, self.book, self.master)
             ports = EntryPorts(
                 idempotency=self.idempotency,
                 bus=self.bus,
