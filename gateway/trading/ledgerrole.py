@@ -86,6 +86,8 @@ async def _run(settings: Settings) -> None:
 
     try:
         await source.start()
+        # Seeds post entries: their month's partition must exist first.
+        await store.ensure_partitions(clock.now_ns(), settings.ledger.partition_months_ahead)
         start_ns = day_start_ns(settings.portfolio.day_roll_minute(), clock.now_ns())
         plan = await service.seed(
             seed_records(settings, master).values(), ts_event=start_ns - 1_000_000_000

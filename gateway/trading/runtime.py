@@ -178,6 +178,8 @@ class Trading:
         if self.service is None:
             return
         now_ns = self.clock.now_ns()
+        # Seeds post entries: their month's partition must exist first (PostgreSQL).
+        await self.store.ensure_partitions(now_ns, self.settings.ledger.partition_months_ahead)
         # Seeds are stamped one second before the day starts, so they open the day.
         start_ns = day_start_ns(self.settings.portfolio.day_roll_minute(), now_ns)
         plan = await self.service.seed(seeds().values(), ts_event=start_ns - 1_000_000_000)
