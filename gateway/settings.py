@@ -506,7 +506,7 @@ class OrdersSettings:
     kafka_linger_ms: int = 0
     events_topic: str = "orders.events"
     events_group_id: str = "tickgate-gateway-events"
-    channel_history: int = 1_000
+    channel_history: int = 256
 
     def __post_init__(self) -> None:
         _positive(

@@ -20,7 +20,8 @@ from gateway.ws import closecodes
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Keys the docs name on purpose although no setting has them.
-EXAMPLE_KEYS = {"TICKGATE_FOO"}  # the example of an unknown key
+# The example of an unknown key, and a removed key its migration note names.
+EXAMPLE_KEYS = {"TICKGATE_FOO", "TICKGATE_RISK_MIN_SAMPLES"}
 ERROR_CLASSES = {"ProtocolError": 0, "AuthError": 0, "HttpError": 1}  # position of the code
 
 
