@@ -52,7 +52,7 @@ from orders.responses import (
     payment_body,
     trading_status_body,
 )
-from orders.routes import ORDER_ROUTES, RouteMatch, match_route
+from orders.routes import API_ROUTES, ORDER_ROUTES, RouteMatch, match_route
 from orders.settings import EntrySettings
 from orders.submit import Submitter, parse_body, random_owner, trace_id_of
 from orders.trading import TradingStatus
@@ -113,7 +113,7 @@ class OrderEntry:
         self._submitter = Submitter(
             master, ports, self._settings, on_event=on_event, encode=encode, new_owner=new_owner
         )
-        self._openapi = encode(dict(openapi or openapi_document(ORDER_ROUTES)))
+        self._openapi = encode(dict(openapi or openapi_document(API_ROUTES)))
         self._handlers: dict[str, _Handler] = {
             "submit_order": self._submit_order,
             "submit_payment": self._submit_payment,

@@ -28,6 +28,54 @@ from orders.routes import GLOBAL_PROBLEMS, RouteSpec
 
 __all__ = ["ORDER_SCHEMAS", "openapi_document"]
 
+_DECIMAL: Final = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+_ACCOUNT_SCHEMAS: Final[Mapping[str, Mapping[str, object]]] = {
+    "Balances": {
+        "type": "object",
+        "required": ["account_id", "base_currency", "ledger_seq", "balances"],
+        "properties": {
+            "account_id": {"type": "string"},
+            "base_currency": {"type": "string"},
+            "ledger_seq": {"type": "integer"},
+            "balances": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["currency", "balance", "pending", "available"],
+                    "properties": {
+                        "currency": {"type": "string"},
+                        "balance": _DECIMAL,
+                        "pending": _DECIMAL,
+                        "available": _DECIMAL,
+                    },
+                },
+            },
+        },
+    },
+    "Positions": {
+        "type": "object",
+        "required": ["account_id", "ledger_seq", "positions"],
+        "properties": {
+            "account_id": {"type": "string"},
+            "ledger_seq": {"type": "integer"},
+            "positions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["symbol", "quantity", "avg_cost", "realised_pnl", "commission"],
+                    "properties": {
+                        "symbol": {"type": "string"},
+                        "quantity": _DECIMAL,
+                        "avg_cost": _DECIMAL,
+                        "realised_pnl": _DECIMAL,
+                        "commission": _DECIMAL,
+                    },
+                },
+            },
+        },
+    },
+}
+
 ORDER_SCHEMAS: Final[Mapping[str, Mapping[str, object]]] = {
     "OrderAccepted": ORDER_ACCEPTED_SCHEMA,
     "Order": ORDER_SCHEMA,
@@ -38,6 +86,7 @@ ORDER_SCHEMAS: Final[Mapping[str, Mapping[str, object]]] = {
     "TradingStatus": TRADING_STATUS_SCHEMA,
     "OpenApiDocument": {"type": "object"},
     "Problem": PROBLEM_SCHEMA,
+    **_ACCOUNT_SCHEMAS,
 }
 """Component schemas of the order routes' success bodies, and the problem body."""
 

@@ -21,6 +21,8 @@ from orders.schema import BodySchema
 from orders.views import OrderStatus
 
 __all__ = [
+    "ACCOUNT_ROUTES",
+    "API_ROUTES",
     "GLOBAL_PROBLEMS",
     "ORDER_ROUTES",
     "Parameter",
@@ -307,6 +309,45 @@ ORDER_ROUTES: Final[tuple[RouteSpec, ...]] = (
         problems=(),
     ),
 )
+
+
+_ACCOUNT_ID: Final = Parameter("account_id", "path", "The account.", {"type": "string"})
+_ACCOUNT_READ_PROBLEMS: Final = (
+    *_AUTH,
+    p.ACCOUNT_FORBIDDEN,
+    p.ACCOUNT_NOT_FOUND,
+    p.STATE_UNAVAILABLE,
+)
+ACCOUNT_ROUTES: Final[tuple[RouteSpec, ...]] = (
+    RouteSpec(
+        operation="get_balances",
+        method="GET",
+        path="/v1/accounts/{account_id}/balances",
+        summary="An account's cash balances in the ledger",
+        description="Per currency: the posted balance, what pending reservations hold, and "
+        "what is available (balance minus pending). Exact decimal strings.",
+        scope=READ_SCOPE,
+        parameters=(_ACCOUNT_ID,),
+        success=(Success(200, "The balances.", "Balances"),),
+        problems=_ACCOUNT_READ_PROBLEMS,
+    ),
+    RouteSpec(
+        operation="get_positions",
+        method="GET",
+        path="/v1/accounts/{account_id}/positions",
+        summary="An account's positions in the ledger",
+        description="Per instrument: quantity, average cost, realised P&L and commission, "
+        "exact, as of the ledger's last posting to the account (`ledger_seq`).",
+        scope=READ_SCOPE,
+        parameters=(_ACCOUNT_ID,),
+        success=(Success(200, "The positions.", "Positions"),),
+        problems=_ACCOUNT_READ_PROBLEMS,
+    ),
+)
+"""The ledger's account routes: the HTTP adapter answers them from the ledger store."""
+
+API_ROUTES: Final = (*ORDER_ROUTES, *ACCOUNT_ROUTES)
+"""Every route of the API listener, as the OpenAPI document lists them."""
 
 
 def match_route(routes: Sequence[RouteSpec], method: str, path: str) -> RouteMatch | Problem:

@@ -22,13 +22,13 @@ from starlette.routing import Route
 from gateway.errors import AuthError
 from gateway.http.routes import healthz, metrics
 from gateway.service import Gateway
-from gateway.trading.ledgerreads import ACCOUNT_ROUTES, balances_body, positions_body
+from gateway.trading.ledgerreads import balances_body, positions_body
 from ledger.errors import StoreUnavailable
 from orders import problems
 from orders.answers import json_response, problem_response
 from orders.api import READ_SCOPE, ApiRequest, ApiResponse, Caller, Unauthenticated
 from orders.problems import Problem
-from orders.routes import match_route
+from orders.routes import ACCOUNT_ROUTES, match_route
 from orders.types import AccountId, PrincipalId
 
 __all__ = ["api_app"]
