@@ -29,6 +29,7 @@ from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
+from gateway.http.dashboard import dashboard_routes
 from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES
 from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
@@ -241,6 +242,8 @@ def create_app(
         finally:
             await gateway.stop()
 
-    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    # The dashboard's paths come first: none of them overlaps the API's.
+    routes = [*dashboard_routes(settings), *ROUTES]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     app.state.gateway = gateway
     return app
