@@ -58,10 +58,14 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: Settings, *, source: MarketDataSource | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    source: MarketDataSource | None = None,
+    clock: Clock | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[RunningGateway]:
-    """Serve ``settings`` on a free port until the block ends."""
-    port = free_port()
+    """Serve ``settings`` on ``port`` (default: a free port) until the block ends."""
+    port = port or free_port()
     settings = dataclasses.replace(settings, host="127.0.0.1", port=port)
     app = create_app(settings, source=source, clock=clock)
     server = uvicorn.Server(uvicorn_config(settings, app))
