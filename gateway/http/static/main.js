@@ -72,7 +72,10 @@ async function main() {
       }
     }
     await client.reauthenticate();
-    client.subscribe("portfolio", [account]);
+    // Another account may have been chosen while this one's token came.
+    if (portfolio.account === account) {
+      client.subscribe("portfolio", [account]);
+    }
   }
 
   const accountInput = $("account");

@@ -198,10 +198,16 @@ export class PortfolioView {
     const horizon = `${risk.horizon_days} day${risk.horizon_days === 1 ? "" : "s"}`;
     const status = risk.status === "ok" ? "" : ` \u00b7 ${risk.status.replace("_", " ")}`;
     const excluded = risk.excluded_positions > 0 ? ` \u00b7 ${risk.excluded_positions} excluded` : "";
+    const history = risk.days !== undefined ? `${risk.days} days` : `${risk.samples} samples`;
+    const intraday = risk.intraday;
+    const fast =
+      intraday?.status === "ok" && intraday.pnl_volatility !== null
+        ? ` \u00b7 intraday P&L volatility ${amount(intraday.pnl_volatility)}`
+        : "";
     setText(
       this.el.riskMeta,
-      `horizon ${horizon} \u00b7 ${risk.currency} \u00b7 ${risk.samples} samples \u00b7 ` +
-        `as of ${clock(nsToMs(risk.as_of))}${status}${excluded}`,
+      `horizon ${horizon} \u00b7 ${risk.currency} \u00b7 ${history} \u00b7 ` +
+        `as of ${clock(nsToMs(risk.as_of))}${status}${excluded}${fast}`,
     );
     this.el.riskMeta.dataset.status = risk.status;
     this.el.var.tBodies[0].replaceChildren(
@@ -221,16 +227,25 @@ export class PortfolioView {
   }
 }
 
-// The VaR method as the risk report names it, with its parameters.
+// The VaR method as the risk report names it, with its parameters (and the
+// return basis and option treatment, when the report states them).
 export function methodName(entry) {
+  const details = [];
   if (entry.method === "parametric") {
-    const model = entry.model === "ewma_sector_factor" ? "EWMA, sector factor" : entry.model;
-    return `parametric (${model}, \u03bb ${entry.lambda})`;
+    details.push(entry.model === "ewma_sector_factor" ? "EWMA, sector factor" : entry.model);
+    details.push(`\u03bb ${entry.lambda}`);
+  } else if (entry.method === "historical") {
+    details.push(`window ${entry.window}`);
+    if (entry.options === "full_revaluation") {
+      details.push("full revaluation");
+    }
+  } else {
+    return entry.method;
   }
-  if (entry.method === "historical") {
-    return `historical (window ${entry.window})`;
+  if (entry.returns !== undefined) {
+    details.push(`${entry.returns} returns`);
   }
-  return entry.method;
+  return `${entry.method} (${details.join(", ")})`;
 }
 
 function makeRow() {
