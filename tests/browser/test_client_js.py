@@ -579,8 +579,18 @@ async def test_risk_methods_are_named_with_their_parameters(page):
           return [
             methodName({ method: "parametric", model: "ewma_sector_factor", lambda: 0.94 }),
             methodName({ method: "historical", window: 250 }),
+            methodName({ method: "historical", window: 250, returns: "daily",
+                         options: "full_revaluation" }),
+            methodName({ method: "cornish_fisher" }),
           ];
         }"""
     )
 
-    assert result == ["parametric (EWMA, sector factor, \u03bb 0.94)", "historical (window 250)"]
+    assert result == [
+        "parametric (EWMA, sector factor, \u03bb 0.94)",
+        "historical (window 250)",
+        # A report that states its return basis and option treatment gets them named.
+        "historical (window 250, full revaluation, daily returns)",
+        # A method this page does not know is shown by its name alone.
+        "cornish_fisher",
+    ]
