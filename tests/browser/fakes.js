@@ -7,7 +7,9 @@ export class FakeSocket {
 
   constructor(url) {
     this.url = url;
+    this.readyState = 0; // CONNECTING
     this.sent = [];
+    this.sentWhileNotOpen = 0;
     this.closedWith = null;
     FakeSocket.all.push(this);
   }
@@ -17,17 +19,28 @@ export class FakeSocket {
   }
 
   send(text) {
+    if (this.readyState !== 1) {
+      this.sentWhileNotOpen += 1; // a browser drops it and logs an error
+      return;
+    }
     this.sent.push(JSON.parse(text));
   }
 
   close(code, reason) {
     this.closedWith = { code, reason };
+    this.readyState = 2; // CLOSING
   }
 
   // --- the server's side, driven by the test ---
 
   open() {
+    this.readyState = 1;
     this.onopen();
+  }
+
+  // The server's close frame arrived; the close event comes later.
+  closing() {
+    this.readyState = 2;
   }
 
   deliver(...messages) {
@@ -35,6 +48,7 @@ export class FakeSocket {
   }
 
   drop(code, reason = "") {
+    this.readyState = 3; // CLOSED
     this.onclose?.({ code, reason });
   }
 }

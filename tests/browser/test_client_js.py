@@ -548,6 +548,32 @@ async def test_client_stops_wanting_keys_the_server_refused_or_revoked(page):
     assert result["sent"] == [{"op": "auth", "token": "T1"}]
 
 
+async def test_client_sends_nothing_on_a_socket_the_server_is_closing(page):
+    result = await run(
+        page,
+        """
+        const h = await f.harness(GatewayClient);
+        h.client.subscribe("quotes", ["AAPL"]);
+        h.client.start();
+        await f.settle();
+        const sock = f.FakeSocket.last();
+        sock.open();
+        sock.deliver(f.update("quotes", "AAPL", 7));  // dropped: AAPL has no snapshot yet
+        sock.closing();
+        sock.deliver(
+          f.snapshot("quotes", "AAPL", 8),
+          f.update("quotes", "AAPL", 10),  // another gap, while closing
+        );
+        await h.timers.advance(2000);  // the first ping falls due
+        return { sent: sock.sent.length, whileNotOpen: sock.sentWhileNotOpen,
+                 gaps: h.client.status().gaps };
+        """,
+    )
+
+    # auth and the subscribe went out while the socket was open; nothing after.
+    assert result == {"sent": 2, "whileNotOpen": 0, "gaps": 1}
+
+
 async def test_client_stopped_by_the_page_closes_normally_and_stays_closed(page):
     result = await run(
         page,

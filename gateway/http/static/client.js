@@ -30,6 +30,10 @@ const DEAD_AFTER_HEARTBEATS = 3;
 const RENEW_RETRY_MS = 5_000;
 // Close codes after which reconnecting cannot help: fix the client instead.
 const DO_NOT_RETRY = new Set([1008, 1009]);
+// WebSocket.readyState of an open socket. Between the server's close frame
+// and the close event a socket is CLOSING, and a send then is lost (and
+// logged by the browser): nothing is sent but on an open socket.
+const SOCKET_OPEN = 1;
 
 function defaultDeps() {
   return {
@@ -229,7 +233,7 @@ export class GatewayClient {
   }
 
   _isOpen() {
-    return this.ws !== null && this.state === OPEN;
+    return this.ws !== null && this.state === OPEN && this.ws.readyState === SOCKET_OPEN;
   }
 
   async _token(fresh) {
@@ -465,8 +469,11 @@ export class GatewayClient {
     this._send({ ...message, id });
   }
 
+  // Whatever a closing socket cannot take, the reconnect sends again.
   _send(message) {
-    this.ws.send(JSON.stringify(message));
+    if (this.ws !== null && this.ws.readyState === SOCKET_OPEN) {
+      this.ws.send(JSON.stringify(message));
+    }
   }
 
   _tracker(channel) {
