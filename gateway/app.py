@@ -30,6 +30,7 @@ from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
+from gateway.http.dashboard import dashboard_routes
 from gateway.http.orderapi import api_app
 from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES
 from gateway.loopmonitor import LoopMonitor
@@ -308,7 +309,8 @@ def create_apps(
             await gateway.stop()
 
     main = Starlette(
-        routes=ROUTES,
+        # The dashboard's paths come first: none of them overlaps the API's.
+        routes=[*dashboard_routes(settings), *ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=None if api_owns_lifespan else lifespan,
     )

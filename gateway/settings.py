@@ -22,6 +22,7 @@ from gateway.errors import SettingsError
 __all__ = [
     "ApiSettings",
     "AuthSettings",
+    "DashboardSettings",
     "FanoutSettings",
     "FeedSettings",
     "KafkaSettings",
@@ -660,6 +661,31 @@ def _decimal_at_least_zero(settings: object, name: str) -> None:
     _check(value.is_finite() and value >= 0, name, f"must be a decimal >= 0, was {text!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    """The browser dashboard at ``/``, and its demo mode.
+
+    In demo mode the page may ask ``POST /dashboard/token`` for a token that
+    reads one seeded demo account, or for a short one with the ``admin`` scope
+    to start a simulator spike: anyone who reaches the port gets them.
+    ``demo`` unset means demo mode is on when the feed is the built-in
+    simulator and off otherwise (``is_demo``).
+    """
+
+    env_section: ClassVar[str] = "DASHBOARD"
+    enabled: bool = True
+    demo: bool | None = None
+    demo_token_ttl_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        ttl = self.demo_token_ttl_s
+        _check(ttl >= 30, "demo_token_ttl_s", f"must be at least 30, was {ttl}")
+
+    def is_demo(self, feed_source: str) -> bool:
+        """Whether demo mode is on, given the feed source (``demo`` unset: the simulator)."""
+        return self.enabled and (self.demo if self.demo is not None else feed_source == "simulator")
+
+
 def default_data_dir(environ: Mapping[str, str]) -> Path:
     """Return ``$XDG_DATA_HOME/tickgate``, or ``~/.local/share/tickgate``."""
     base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local/share")
@@ -696,6 +722,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     orders: OrdersSettings = field(default_factory=OrdersSettings)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")

@@ -59,10 +59,15 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: Settings, *, source: MarketDataSource | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    source: MarketDataSource | None = None,
+    clock: Clock | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[RunningGateway]:
-    """Serve ``settings`` on free ports until the block ends: ``/ws`` and the order API."""
-    port, api_port = free_port(), free_port()
+    """Serve ``settings`` until the block ends: ``/ws`` on ``port`` (default: a free port)
+    and the order API on a free port."""
+    port, api_port = port or free_port(), free_port()
     settings = dataclasses.replace(
         settings,
         host="127.0.0.1",
