@@ -20,8 +20,12 @@ from gateway.devsecret import jwt_secret
 from gateway.errors import GatewayError, SettingsError
 from gateway.settings import Settings
 
-__all__ = ["main", "parse_duration_s"]
+__all__ = ["EXIT_BROKEN_PIPE", "main", "parse_duration_s"]
 
+_DESCRIPTION = "Run the tickgate gateway, mint dev tokens, list instruments, trigger spikes."
+# The exit status of a listing whose reader went away (`tickgate instruments |
+# head`): 128 + SIGPIPE, what a shell tool killed by the closed pipe returns.
+EXIT_BROKEN_PIPE = 141
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -37,7 +41,7 @@ def parse_duration_s(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tickgate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tickgate", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the gateway (simulator and in-memory by default)")
@@ -166,6 +170,20 @@ def _cmd_spike(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tickgate`` console script."""
+    try:
+        status = _run_command(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is seen below, not at exit
+    except BrokenPipeError:
+        # The reader went away: stop quietly. Python would report the same
+        # error again while flushing stdout at exit, so stdout goes nowhere now.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         overrides = _overrides(args)
