@@ -15,7 +15,7 @@ from collections.abc import Sequence
 # ``token`` and ``spike`` need only settings and a signing key, so nothing
 # heavier is imported here: the server (uvicorn, Starlette, the engine with
 # numpy and scipy) and the instrument master come with the commands that use them.
-from gateway.auth import ADMIN_SCOPE, issue_token
+from gateway.auth import ADMIN_SCOPE, KNOWN_SCOPES, READ_SCOPE, issue_token
 from gateway.devsecret import jwt_secret
 from gateway.errors import GatewayError, SettingsError
 from gateway.settings import Settings
@@ -59,7 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="print a signed dev token")
     token.add_argument("--account", action="append", required=True, help="account (repeatable)")
-    token.add_argument("--scope", action="append", help="scope (repeatable; default read)")
+    token.add_argument(
+        "--scope",
+        action="append",
+        choices=KNOWN_SCOPES,
+        metavar="SCOPE",
+        help=f"scope (repeatable; default read): {', '.join(KNOWN_SCOPES)}",
+    )
     token.add_argument("--subject", help="token subject (default: the first account)")
     token.add_argument("--ttl", type=parse_duration_s, default=3600.0, help="lifetime, e.g. 1h")
 
@@ -105,7 +111,7 @@ def _cmd_token(settings: Settings, args: argparse.Namespace) -> None:
         jwt_secret(settings),
         subject=args.subject or args.account[0],
         accounts=args.account,
-        scopes=args.scope or ["read"],
+        scopes=args.scope or [READ_SCOPE],
         ttl_s=args.ttl,
         now_s=time.time(),
         issuer=settings.auth.issuer,

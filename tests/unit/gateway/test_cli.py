@@ -207,3 +207,24 @@ def test_the_load_tools_default_output_directory_is_ignored_by_git():
     )
 
     assert done.returncode == 0, "runs/ is not in .gitignore"
+
+
+def test_token_refuses_an_unknown_scope_and_lists_the_known_ones(data_dir, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["token", "--account", "A", "--scope", "superuser"])
+
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert out == ""
+    assert "superuser" in err
+    for scope in ("read", "trade", "admin", "orders:write", "orders:read"):
+        assert scope in err
+
+
+def test_token_accepts_the_order_api_scopes(data_dir, capsys):
+    code = main(["token", "--account", "A", "--scope", "orders:write", "--scope", "orders:read"])
+    token = capsys.readouterr().out.strip()
+    verifier = TokenVerifier(load_or_create_dev_secret(data_dir), issuer="tickgate", leeway_s=0)
+
+    assert code == 0
+    assert verifier.verify(token, time.time()).scopes == {"orders:write", "orders:read"}
