@@ -16,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from gateway.accounts.positioncache import PositionCache
 from gateway.accounts.positionsfile import load_positions_file
@@ -29,7 +30,8 @@ from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
-from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES
+from gateway.http.bodies import BodyLimit
+from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES, body_too_large
 from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.simulator import SimulatorSource
@@ -241,6 +243,17 @@ def create_app(
         finally:
             await gateway.stop()
 
-    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    body_limit = Middleware(
+        BodyLimit, max_body_bytes=settings.server.max_body_bytes, refuse=body_too_large
+    )
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[body_limit],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    # An unknown path is a 404, never a redirect: Starlette would redirect
+    # /healthz/ to a URL built from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.gateway = gateway
     return app

@@ -28,6 +28,7 @@ __all__ = [
     "RedisSettings",
     "RiskSettings",
     "Secret",
+    "ServerSettings",
     "Settings",
     "SimulatorSettings",
     "UpstreamSettings",
@@ -50,6 +51,20 @@ def _positive(settings: object, *names: str) -> None:
 def _ordered(settings: object, low_name: str, high_name: str) -> None:
     low, high = getattr(settings, low_name), getattr(settings, high_name)
     _check(low <= high, low_name, f"must be <= {high_name} ({high}), was {low}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The listener's limits on every request.
+
+    A request body holds at most ``max_body_bytes`` (``gateway.http.bodies``).
+    """
+
+    env_section: ClassVar[str] = "SERVER"
+    max_body_bytes: int = 65_536
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_body_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +451,7 @@ class Settings:
     data_dir: Path = Path("~/.local/share/tickgate")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: int = 10
+    server: ServerSettings = field(default_factory=ServerSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     fanout: FanoutSettings = field(default_factory=FanoutSettings)
