@@ -22,6 +22,7 @@ from gateway.accounts.positioncache import PositionCache
 from gateway.accounts.positionsfile import load_positions_file
 from gateway.accounts.riskworker import RiskWorker
 from gateway.accounts.runtime import Accounts
+from gateway.admission import ADMISSION_STATE_KEY, ConnectionAdmission, open_file_limit
 from gateway.auth import TokenVerifier
 from gateway.channels.pacing import RevaluationPacer
 from gateway.channels.portfolio import PortfolioChannel
@@ -40,6 +41,7 @@ from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.uvicornseam import SERVER_SETTINGS_STATE_KEY
 from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
 from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
 from portfolio.demo import demo_records
@@ -229,6 +231,25 @@ def build_gateway(
     return gateway
 
 
+def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
+    server = settings.server
+    limit = open_file_limit()
+    admission = ConnectionAdmission(
+        capacity=limit - server.reserved_fds,
+        health_headroom=server.health_headroom,
+        metrics=gateway.metrics,
+    )
+    logger.info(
+        "accepting up to %d connections (open-file limit %d minus %d reserved), "
+        "the last %d for plain HTTP only",
+        admission.capacity,
+        limit,
+        server.reserved_fds,
+        admission.health_headroom,
+    )
+    return admission
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, source: MarketDataSource | None = None
 ) -> Starlette:
@@ -239,7 +260,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         await gateway.start()
         try:
-            yield {HUB_STATE_KEY: gateway.hub}
+            yield {
+                HUB_STATE_KEY: gateway.hub,
+                ADMISSION_STATE_KEY: _admission(settings, gateway),
+                SERVER_SETTINGS_STATE_KEY: settings.server,
+            }
         finally:
             await gateway.stop()
 

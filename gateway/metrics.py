@@ -38,6 +38,7 @@ class Counters:
     ws_errors: Counter[str] = field(default_factory=Counter)
     ws_closes: Counter[str] = field(default_factory=Counter)
     slow_consumer_closes: int = 0
+    connections_closed: Counter[str] = field(default_factory=Counter)
 
 
 _HELP = {
@@ -57,6 +58,7 @@ _HELP = {
     "ws_errors": "Protocol error messages sent, by code.",
     "ws_closes": "Connections closed by the server, by close code.",
     "slow_consumer_closes": "Connections closed as slow consumers.",
+    "connections_closed": "Connections the listener closed before serving them, by reason.",
 }
 _LABEL = {
     "ticks_rejected": "reason",
@@ -64,6 +66,7 @@ _LABEL = {
     "dead_letters": "reason",
     "ws_errors": "code",
     "ws_closes": "code",
+    "connections_closed": "reason",
 }
 
 

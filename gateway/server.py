@@ -1,4 +1,8 @@
-"""Running the service under uvicorn, with ``/ws`` on tickgate's own protocol."""
+"""Running the service under uvicorn, with ``/ws`` on tickgate's own protocol.
+
+HTTP runs on ``GuardedHttpProtocol`` (``gateway.uvicornseam``): uvicorn's own,
+with the request-head limit and deadline and connection admission.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway.admission import raise_open_file_limit
 from gateway.app import create_app
 from gateway.logs import configure_logging
 from gateway.settings import Settings
+from gateway.uvicornseam import GuardedHttpProtocol
 from gateway.ws.connection import WebSocketConnection
 
 __all__ = ["serve", "uvicorn_config"]
@@ -20,12 +26,14 @@ logger = logging.getLogger(__name__)
 
 
 def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
-    """uvicorn settings: our WebSocket protocol class, graceful shutdown, no access log."""
+    """uvicorn settings: our HTTP and WebSocket protocols, graceful shutdown, no access log."""
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=GuardedHttpProtocol,
         ws=WebSocketConnection,
+        timeout_keep_alive=settings.server.keep_alive_timeout_s,
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -39,6 +47,9 @@ def serve(settings: Settings) -> None:
     Returns normally after a graceful stop, so the process exits 0.
     """
     configure_logging(settings.log_level)
+    before, after = raise_open_file_limit()
+    if after != before:
+        logger.info("raised the open-file limit from %d to %d (the hard limit)", before, after)
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
     # uvicorn restores the previous handlers after its graceful shutdown and
     # re-raises the signal it caught; these handlers take it, as the stop is done.

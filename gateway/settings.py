@@ -55,16 +55,36 @@ def _ordered(settings: object, low_name: str, high_name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """The listener's limits on every request.
+    """The listener's limits on every connection, before and while it is a request.
 
-    A request body holds at most ``max_body_bytes`` (``gateway.http.bodies``).
+    A request's head (request line and headers) holds at most
+    ``max_header_bytes`` and must be complete within ``header_timeout_s`` of
+    the connection's start, or of the end of its previous response; a
+    connection idle after a response is closed after
+    ``keep_alive_timeout_s``. A request body holds at most
+    ``max_body_bytes`` (``gateway.http.bodies``). Connections are kept
+    ``reserved_fds`` below the open-file limit, and the last
+    ``health_headroom`` of them take plain HTTP only (``gateway.admission``).
     """
 
     env_section: ClassVar[str] = "SERVER"
+    max_header_bytes: int = 16_384
+    header_timeout_s: float = 10.0
+    keep_alive_timeout_s: int = 5
     max_body_bytes: int = 65_536
+    reserved_fds: int = 64
+    health_headroom: int = 16
 
     def __post_init__(self) -> None:
-        _positive(self, "max_body_bytes")
+        _positive(
+            self,
+            "max_header_bytes",
+            "header_timeout_s",
+            "keep_alive_timeout_s",
+            "max_body_bytes",
+            "reserved_fds",
+            "health_headroom",
+        )
 
 
 @dataclass(frozen=True, slots=True)
