@@ -197,7 +197,7 @@ def _run_command(argv: Sequence[str] | None) -> int:
         if args.command == "run":
             from gateway.server import serve
 
-            serve(settings)
+            return serve(settings)
         elif args.command == "token":
             _cmd_token(settings, args)
         elif args.command == "instruments":

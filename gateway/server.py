@@ -16,11 +16,12 @@ from starlette.applications import Starlette
 from gateway.admission import raise_open_file_limit
 from gateway.app import create_app
 from gateway.logs import configure_logging
+from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.uvicornseam import GuardedHttpProtocol
 from gateway.ws.connection import WebSocketConnection
 
-__all__ = ["serve", "uvicorn_config"]
+__all__ = ["EXIT_SHUTDOWN_INCOMPLETE", "serve", "uvicorn_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +42,22 @@ def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings) -> None:
+EXIT_SHUTDOWN_INCOMPLETE = 4
+"""The exit code of a stop that left work undone (``Gateway.shutdown_problems``)."""
+
+
+def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM: then stop accepting, close clients with 1001, stop the feed.
 
-    Returns normally after a graceful stop, so the process exits 0.
+    Returns the exit code: 0 after a complete graceful stop,
+    ``EXIT_SHUTDOWN_INCOMPLETE`` when the stop left work undone.
     """
     configure_logging(settings.log_level)
     before, after = raise_open_file_limit()
     if after != before:
         logger.info("raised the open-file limit from %d to %d (the hard limit)", before, after)
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(settings, app))
     # uvicorn restores the previous handlers after its graceful shutdown and
     # re-raises the signal it caught; these handlers take it, as the stop is done.
     previous = {signum: signal.signal(signum, _signal_after_shutdown) for signum in _SIGNALS}
@@ -59,6 +66,8 @@ def serve(settings: Settings) -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    gateway: Gateway = app.state.gateway
+    return EXIT_SHUTDOWN_INCOMPLETE if gateway.shutdown_problems else 0
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -112,6 +112,11 @@ class PositionCache:
             self._wake.set()
         return records
 
+    @property
+    def dirty_count(self) -> int:
+        """Accounts waiting to be written."""
+        return len(self._dirty)
+
     def mark_dirty(self, accounts: list[AccountId]) -> None:
         """Schedule these accounts to be written."""
         self._dirty.update(accounts)
