@@ -435,17 +435,26 @@ class PositionCacheSettings:
 
     Dirty accounts are written every ``flush_interval_ms``, in transactions
     of at most 250 accounts; while the store is down the cache is marked
-    degraded and retried with backoff. These keys were once in the ``REDIS``
-    section, and their old names still work (``Settings.env_aliases``).
+    degraded and retried with backoff. Every ``check_interval_ms`` the
+    store's sync mark is read to catch a store that lost its data. These
+    keys were once in the ``REDIS`` section, and their old names still work
+    (``Settings.env_aliases``).
     """
 
     env_section: ClassVar[str] = "POSITION_CACHE"
     flush_interval_ms: int = 200
+    check_interval_ms: int = 1_000
     retry_backoff_initial_ms: int = 250
     retry_backoff_max_ms: int = 10_000
 
     def __post_init__(self) -> None:
-        _positive(self, "flush_interval_ms", "retry_backoff_initial_ms", "retry_backoff_max_ms")
+        _positive(
+            self,
+            "flush_interval_ms",
+            "check_interval_ms",
+            "retry_backoff_initial_ms",
+            "retry_backoff_max_ms",
+        )
         _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
 
 
