@@ -162,6 +162,7 @@ class WebSocketConnection(PluggedProtocol):
             self._abort_timer.cancel()
         if self.state is ConnectionState.OPEN:  # close() unregisters a closing one
             self._open_hub.unregister(self)
+            self._count_unsent_conflations()
             self.log.debug("connection lost: %s", exc)
         self.state = ConnectionState.CLOSED
 
@@ -264,6 +265,7 @@ class WebSocketConnection(PluggedProtocol):
         self.state = ConnectionState.CLOSING
         hub.unregister(self)
         hub.metrics.counters.ws_closes[str(code)] += 1
+        self._count_unsent_conflations()
         # The close frame goes into the transport even when it is over its
         # high-water mark: it is the last thing this connection writes.
         self._ws.send_close(code, reason)
@@ -361,6 +363,13 @@ class WebSocketConnection(PluggedProtocol):
         conflated = self.outbox.conflated
         if conflated:
             counters.ws_updates_conflated += conflated
+            self.outbox.conflated = 0
+
+    def _count_unsent_conflations(self) -> None:
+        # Sending a frame counts what its outbox merged away; a connection that
+        # ends with updates still queued (a slow consumer) counts them here.
+        if self._hub is not None and self.outbox.conflated:
+            self._hub.metrics.counters.ws_updates_conflated += self.outbox.conflated
             self.outbox.conflated = 0
 
     def _write_protocol_output(self) -> None:
