@@ -30,7 +30,7 @@ SUPPORTED := 3.11 3.12 3.13
 $(VENV_STAMP):
 	@case " $(SUPPORTED) " in *" $(PYTHON_VERSION) "*) ;; \
 	  *) echo "make: PYTHON=$(PYTHON) is Python '$(PYTHON_VERSION)'; tickgate needs one of $(SUPPORTED) (e.g. make test PYTHON=python3.11)" >&2; exit 2;; esac
-	@if [ -n "$(VENV_VERSION)" ]; then \
+	@if [ -n "$(VENV_VERSION)" ] && [ "$(VENV_VERSION)" != "$(PYTHON_VERSION)" ]; then \
 	  echo "make: $(VENV) was made with Python $(VENV_VERSION), not $(PYTHON_VERSION); recreating it"; fi
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
