@@ -3,7 +3,8 @@
 #   make test  create .venv, install tickgate + dev tools and the test servers, run every check:
 #              ruff format --check, ruff check, mypy, then pytest with coverage (its floor
 #              is fail_under in pyproject.toml)
-# make check is the same as make test; make lint runs the format, lint and type checks alone.
+# make check is the same as make test; make lint runs the format, lint and type checks alone;
+# make pytest runs the tests alone (CI's second interpreter).
 #
 # PYTHON picks the interpreter (3.11 to 3.13). A venv made by another
 # interpreter is recreated, so `PYTHON=python3.12 make test` after a 3.11 run
@@ -25,7 +26,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 SUPPORTED := 3.11 3.12 3.13
 
-.PHONY: run test check servers lint clean
+.PHONY: run test check servers lint pytest clean
 
 $(VENV_STAMP):
 	@case " $(SUPPORTED) " in *" $(PYTHON_VERSION) "*) ;; \
@@ -57,6 +58,9 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy
 
 test: $(DEV_STAMP) servers lint
+	$(BIN)/pytest $(COV_ARGS) $(PYTEST_ARGS)
+
+pytest: $(DEV_STAMP) servers
 	$(BIN)/pytest $(COV_ARGS) $(PYTEST_ARGS)
 
 check: test
