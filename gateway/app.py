@@ -17,11 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from gateway.accounts.positioncache import PositionCache
 from gateway.accounts.positionsfile import load_positions_file
 from gateway.accounts.riskworker import RiskWorker
 from gateway.accounts.runtime import Accounts
+from gateway.admission import ADMISSION_STATE_KEY, ConnectionAdmission, open_file_limit
 from gateway.auth import TokenVerifier
 from gateway.channels.pacing import RevaluationPacer
 from gateway.channels.portfolio import PortfolioChannel
@@ -30,9 +32,10 @@ from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
 from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
+from gateway.http.bodies import BodyLimit
 from gateway.http.dashboard import dashboard_routes
 from gateway.http.orderapi import api_app
-from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES
+from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES, body_too_large
 from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.simulator import SimulatorSource
@@ -42,6 +45,7 @@ from gateway.refdata import load_master
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.trading.runtime import Trading
+from gateway.uvicornseam import SERVER_SETTINGS_STATE_KEY
 from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
 from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
 from portfolio.demo import demo_records
@@ -278,6 +282,25 @@ def build_gateway(
     return gateway
 
 
+def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
+    server = settings.server
+    limit = open_file_limit()
+    admission = ConnectionAdmission(
+        capacity=limit - server.reserved_fds,
+        health_headroom=server.health_headroom,
+        metrics=gateway.metrics,
+    )
+    logger.info(
+        "accepting up to %d connections (open-file limit %d minus %d reserved), "
+        "the last %d for plain HTTP only",
+        admission.capacity,
+        limit,
+        server.reserved_fds,
+        admission.health_headroom,
+    )
+    return admission
+
+
 @dataclass(frozen=True, slots=True)
 class Apps:
     """The two listeners' apps over one gateway: ``/ws`` and HTTP, and the order API."""
@@ -300,22 +323,40 @@ def create_apps(
     """
     gateway = build_gateway(settings, clock=clock, source=source)
 
+    # One admission for every listener: file descriptors are the process's.
+    listener_state: dict[str, object] = {
+        ADMISSION_STATE_KEY: _admission(settings, gateway),
+        SERVER_SETTINGS_STATE_KEY: settings.server,
+    }
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         await gateway.start()
         try:
-            yield {HUB_STATE_KEY: gateway.hub}
+            yield {HUB_STATE_KEY: gateway.hub, **listener_state}
         finally:
             await gateway.stop()
 
+    @contextlib.asynccontextmanager
+    async def listener_only(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        # The API listener beside the gateway's: its protections, not the service.
+        yield dict(listener_state)
+
+    body_limit = Middleware(
+        BodyLimit, max_body_bytes=settings.server.max_body_bytes, refuse=body_too_large
+    )
     main = Starlette(
         # The dashboard's paths come first: none of them overlaps the API's.
         routes=[*dashboard_routes(settings), *ROUTES],
+        middleware=[body_limit],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=None if api_owns_lifespan else lifespan,
     )
+    # An unknown path is a 404, never a redirect: Starlette would redirect
+    # /healthz/ to a URL built from the request's Host header.
+    main.router.redirect_slashes = False
     main.state.gateway = gateway
-    api = api_app(gateway, lifespan=lifespan if api_owns_lifespan else None)
+    api = api_app(gateway, lifespan=lifespan if api_owns_lifespan else listener_only)
     return Apps(main, api, gateway)
 
 

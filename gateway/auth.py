@@ -1,9 +1,11 @@
 """JWT tokens: issuing dev tokens and verifying client tokens (HS256).
 
 A token carries ``sub`` (the principal), ``accounts`` (the accounts it may
-read), ``scope`` (space-separated: ``read``, ``trade``, ``admin``), ``exp``
-and ``iss``. Verification takes the current time as an argument, so the
-session that calls it stays free of clocks. No I/O here: the dev secret
+read), ``scope`` (space-separated, from ``KNOWN_SCOPES``), ``exp`` and
+``iss``, and optionally ``iat`` and ``nbf``. Every claim is type-checked: a
+malformed one makes the token ``token_invalid``, whatever path it came by.
+Verification takes the current time as an argument, so the session that
+calls it stays free of clocks. No I/O here: the dev secret
 file lives in ``devsecret.py``.
 """
 
@@ -20,7 +22,11 @@ from portfolio.types import AccountId
 
 __all__ = [
     "ADMIN_SCOPE",
+    "KNOWN_SCOPES",
+    "ORDERS_READ_SCOPE",
+    "ORDERS_WRITE_SCOPE",
     "READ_SCOPE",
+    "TRADE_SCOPE",
     "Principal",
     "TokenVerifier",
     "issue_token",
@@ -28,8 +34,22 @@ __all__ = [
 
 ADMIN_SCOPE: Final = "admin"
 READ_SCOPE: Final = "read"
+TRADE_SCOPE: Final = "trade"
+ORDERS_WRITE_SCOPE: Final = "orders:write"
+ORDERS_READ_SCOPE: Final = "orders:read"
+KNOWN_SCOPES: Final = (
+    READ_SCOPE,
+    TRADE_SCOPE,
+    ADMIN_SCOPE,
+    ORDERS_WRITE_SCOPE,
+    ORDERS_READ_SCOPE,
+)
+"""Every scope tickgate grants; ``issue_token`` (and ``tickgate token``) mint no other."""
 DEFAULT_SCOPES: Final = (READ_SCOPE,)
 _ALGORITHM: Final = "HS256"
+# NumericDate claims (RFC 7519 2) must lie within [0, 9999-12-31T23:59:59Z]:
+# the range a datetime holds, so no later conversion can overflow.
+_MAX_NUMERIC_DATE_S: Final = 253_402_300_799
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +101,10 @@ class TokenVerifier:
         except jwt.InvalidTokenError as e:
             raise AuthError("token_invalid", f"token refused: {e}") from e
         principal = _principal_from_claims(claims)
-        not_before = claims.get("nbf")
-        if isinstance(not_before, int | float) and now_s + self._leeway_s < not_before:
-            raise AuthError("token_invalid", f"token is not valid before {not_before}")
+        not_before = _numeric_date(claims, "nbf")
+        _numeric_date(claims, "iat")  # not checked against the time, but typed
+        if not_before is not None and now_s + self._leeway_s < not_before:
+            raise AuthError("token_invalid", f"token is not valid before {not_before:g}")
         if now_s >= principal.expires_at_s + self._leeway_s:
             raise AuthError("token_expired", f"token expired at {principal.expires_at_s}")
         return principal
@@ -93,16 +114,39 @@ class TokenVerifier:
         return now_s >= principal.expires_at_s + self._leeway_s
 
 
+def _numeric_date(claims: dict[str, object], name: str) -> float | None:
+    # The claim as seconds, None when absent; raises AuthError when malformed.
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= _MAX_NUMERIC_DATE_S  # also false for NaN
+    ):
+        raise AuthError(
+            "token_invalid",
+            f"claim {name} must be a number of seconds within [0, {_MAX_NUMERIC_DATE_S}],"
+            f" was {_shown(value)}",
+        )
+    return float(value)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _principal_from_claims(claims: dict[str, object]) -> Principal:
-    subject, exp = claims["sub"], claims["exp"]
+    subject = claims["sub"]
+    exp = _numeric_date(claims, "exp")
+    assert exp is not None  # required by the decoder
     accounts = claims.get("accounts", [])
     scope = claims.get("scope", "")
     if not isinstance(subject, str) or not subject:
         raise AuthError("token_invalid", "claim sub must be a non-empty string")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise AuthError("token_invalid", "claim exp must be a number")
-    if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
-        raise AuthError("token_invalid", "claim accounts must be a list of strings")
+    if not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts):
+        raise AuthError("token_invalid", "claim accounts must be a list of non-empty strings")
     if isinstance(scope, str):
         scopes = scope.split()
     elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
@@ -127,13 +171,22 @@ def issue_token(
     now_s: float,
     issuer: str,
 ) -> str:
-    """Sign a token for ``subject`` valid for ``ttl_s`` seconds from ``now_s``."""
+    """Sign a token for ``subject`` valid for ``ttl_s`` seconds from ``now_s``.
+
+    Raises ``ValueError`` for a non-positive ``ttl_s`` or a scope not in ``KNOWN_SCOPES``.
+    """
     if ttl_s <= 0:
         raise ValueError(f"ttl_s must be positive, was {ttl_s}")
+    granted = set(scopes)
+    unknown = sorted(granted - set(KNOWN_SCOPES))
+    if unknown:
+        raise ValueError(
+            f"unknown scope {', '.join(unknown)}; known scopes: {', '.join(KNOWN_SCOPES)}"
+        )
     claims = {
         "sub": subject,
         "accounts": sorted(set(accounts)),
-        "scope": " ".join(sorted(set(scopes))),
+        "scope": " ".join(sorted(granted)),
         "iat": int(now_s),
         "exp": int(now_s + ttl_s),
         "iss": issuer,

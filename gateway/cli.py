@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 # ``token`` and ``spike`` need only settings and a signing key, so nothing
 # heavier is imported here: the server (uvicorn, Starlette, the engine with
 # numpy and scipy) and the instrument master come with the commands that use them.
-from gateway.auth import ADMIN_SCOPE, issue_token
+from gateway.auth import ADMIN_SCOPE, KNOWN_SCOPES, READ_SCOPE, issue_token
 from gateway.devsecret import jwt_secret
 from gateway.errors import GatewayError, SettingsError
 from gateway.settings import Settings
@@ -24,8 +24,15 @@ from gateway.settings import Settings
 if TYPE_CHECKING:
     from ledger.store import DeadLetter
 
-__all__ = ["main", "parse_duration_s"]
+__all__ = ["EXIT_BROKEN_PIPE", "main", "parse_duration_s"]
 
+_DESCRIPTION = (
+    "Run the tickgate gateway, its order API and its ledger; operate the ledger; "
+    "mint dev tokens, list instruments, trigger spikes."
+)
+# The exit status of a listing whose reader went away (`tickgate instruments |
+# head`): 128 + SIGPIPE, what a shell tool killed by the closed pipe returns.
+EXIT_BROKEN_PIPE = 141
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -58,7 +65,7 @@ def _service_flags(command: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tickgate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tickgate", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -107,7 +114,13 @@ def _parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="print a signed dev token")
     token.add_argument("--account", action="append", required=True, help="account (repeatable)")
-    token.add_argument("--scope", action="append", help="scope (repeatable; default read)")
+    token.add_argument(
+        "--scope",
+        action="append",
+        choices=KNOWN_SCOPES,
+        metavar="SCOPE",
+        help=f"scope (repeatable; default read): {', '.join(KNOWN_SCOPES)}",
+    )
     token.add_argument("--subject", help="token subject (default: the first account)")
     token.add_argument("--ttl", type=parse_duration_s, default=3600.0, help="lifetime, e.g. 1h")
 
@@ -156,7 +169,7 @@ def _cmd_token(settings: Settings, args: argparse.Namespace) -> None:
         jwt_secret(settings),
         subject=args.subject or args.account[0],
         accounts=args.account,
-        scopes=args.scope or ["read"],
+        scopes=args.scope or [READ_SCOPE],
         ttl_s=args.ttl,
         now_s=time.time(),
         issuer=settings.auth.issuer,
@@ -263,6 +276,20 @@ def _letter_json(letter: DeadLetter) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tickgate`` console script."""
+    try:
+        status = _run_command(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is seen below, not at exit
+    except BrokenPipeError:
+        # The reader went away: stop quietly. Python would report the same
+        # error again while flushing stdout at exit, so stdout goes nowhere now.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         overrides = _overrides(args)
@@ -270,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("run", "api"):
             from gateway.server import serve
 
-            serve(settings, role=args.command)
+            return serve(settings, role=args.command)
         elif args.command == "ledger":
             return _cmd_ledger(settings, args)
         elif args.command == "token":

@@ -8,7 +8,8 @@
      +-- ProtocolError        a client message the protocol refuses (``code``)
      +-- HttpError            an HTTP request the API refuses (``status``, ``code``)
      +-- FeedError            a market-data source that cannot be used
-          +-- FeedUnavailable a source whose server cannot be reached (retriable)
+     |    +-- FeedUnavailable a source whose server cannot be reached (retriable)
+     +-- ShutdownIncomplete   a component stopped but left work undone (the message says what)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "HttpError",
     "ProtocolError",
     "SettingsError",
+    "ShutdownIncomplete",
 ]
 
 
@@ -93,3 +95,7 @@ class FeedUnavailable(FeedError):
     """A market-data source's server cannot be reached; the source retries."""
 
     retriable: ClassVar[bool] = True
+
+
+class ShutdownIncomplete(GatewayError):
+    """A component stopped, but left work undone; the message says what and what follows."""

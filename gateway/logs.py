@@ -14,6 +14,7 @@ _LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # or a flood of bad input; their repeats are throttled.
 _THROTTLED: Final = (
     "aiokafka",
+    "gateway.admission",
     "gateway.marketdata.simulator",
     "gateway.marketdata.kafka",
     "gateway.marketdata._deadletters",

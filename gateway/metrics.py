@@ -45,6 +45,7 @@ class Counters:
     orders_idempotency_conflicts: Counter[str] = field(default_factory=Counter)
     orders_reconciliations: Counter[str] = field(default_factory=Counter)
     orders_submit_failures: int = 0
+    connections_closed: Counter[str] = field(default_factory=Counter)
 
 
 _HELP = {
@@ -71,6 +72,7 @@ _HELP = {
     "orders_idempotency_conflicts": "Idempotency keys refused as reused or in progress, by code.",
     "orders_reconciliations": "Expired idempotency leases reconciled with the ledger, by outcome.",
     "orders_submit_failures": "Commands the command bus could not make durable (503 answers).",
+    "connections_closed": "Connections the listener closed before serving them, by reason.",
 }
 _LABEL = {
     "ticks_rejected": "reason",
@@ -82,6 +84,7 @@ _LABEL = {
     "orders_idempotent_replays": "operation",
     "orders_idempotency_conflicts": "code",
     "orders_reconciliations": "outcome",
+    "connections_closed": "reason",
 }
 
 

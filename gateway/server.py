@@ -7,6 +7,10 @@ order API's on ``TICKGATE_API_HOST:TICKGATE_API_PORT``, which has no
 WebSocket endpoint. ``tickgate api`` serves the order API alone (the split
 deployment), and its listener then owns the lifespan.
 
+HTTP runs on ``GuardedHttpProtocol`` (``gateway.uvicornseam``) on both
+listeners: uvicorn's own, with the request-head limit and deadline and
+connection admission, one admission for the whole process.
+
 Each listener is a ``uvicorn.Server``. On SIGINT/SIGTERM the one that
 installed its handler last (the API's) stops accepting first, then hands
 the signal on to the gateway's, which closes its clients and stops the
@@ -24,25 +28,33 @@ from typing import Literal
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway.admission import raise_open_file_limit
 from gateway.app import create_apps
 from gateway.logs import configure_logging
+from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.uvicornseam import GuardedHttpProtocol
 from gateway.ws.connection import WebSocketConnection
 
-__all__ = ["api_uvicorn_config", "serve", "uvicorn_config"]
+__all__ = ["EXIT_SHUTDOWN_INCOMPLETE", "api_uvicorn_config", "serve", "uvicorn_config"]
 
 logger = logging.getLogger(__name__)
 
 Role = Literal["run", "api"]
 
+EXIT_SHUTDOWN_INCOMPLETE = 4
+"""The exit code of a stop that left work undone (``Gateway.shutdown_problems``)."""
+
 
 def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
-    """The gateway's listener: our WebSocket protocol class, graceful shutdown, no access log."""
+    """The gateway's listener: our HTTP and WebSocket protocols, graceful stop, no access log."""
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=GuardedHttpProtocol,
         ws=WebSocketConnection,
+        timeout_keep_alive=settings.server.keep_alive_timeout_s,
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -50,42 +62,44 @@ def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
     )
 
 
-def api_uvicorn_config(
-    settings: Settings, app: Starlette, *, owns_lifespan: bool
-) -> uvicorn.Config:
-    """The order API's listener: plain HTTP, no WebSocket endpoint."""
+def api_uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
+    """The order API's listener: our HTTP protocol, no WebSocket endpoint."""
     return uvicorn.Config(
         app,
         host=settings.api.host,
         port=settings.api.port,
+        http=GuardedHttpProtocol,
         ws="none",
-        lifespan="on" if owns_lifespan else "off",
+        timeout_keep_alive=settings.server.keep_alive_timeout_s,
+        lifespan="on",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 
-def servers(settings: Settings, role: Role) -> list[uvicorn.Server]:
-    """The listeners of ``role``, the one owning the lifespan first."""
+def servers(settings: Settings, role: Role) -> tuple[list[uvicorn.Server], Gateway]:
+    """The listeners of ``role``, the one owning the service's lifespan first."""
     apps = create_apps(settings, api_owns_lifespan=role == "api")
     if role == "api":
-        return [uvicorn.Server(api_uvicorn_config(settings, apps.api, owns_lifespan=True))]
+        return [uvicorn.Server(api_uvicorn_config(settings, apps.api))], apps.gateway
     listeners = [uvicorn.Server(uvicorn_config(settings, apps.main))]
     if settings.api.enabled:
-        listeners.append(
-            uvicorn.Server(api_uvicorn_config(settings, apps.api, owns_lifespan=False))
-        )
-    return listeners
+        listeners.append(uvicorn.Server(api_uvicorn_config(settings, apps.api)))
+    return listeners, apps.gateway
 
 
-def serve(settings: Settings, role: Role = "run") -> None:
+def serve(settings: Settings, role: Role = "run") -> int:
     """Run until SIGINT/SIGTERM: then stop accepting, close clients with 1001, stop the service.
 
-    Returns normally after a graceful stop, so the process exits 0.
+    Returns the exit code: 0 after a complete graceful stop,
+    ``EXIT_SHUTDOWN_INCOMPLETE`` when the stop left work undone.
     """
     configure_logging(settings.log_level)
-    listeners = servers(settings, role)
+    before, after = raise_open_file_limit()
+    if after != before:
+        logger.info("raised the open-file limit from %d to %d (the hard limit)", before, after)
+    listeners, gateway = servers(settings, role)
     # uvicorn restores the previous handlers after its graceful shutdown and
     # re-raises the signal it caught; these handlers take it, as the stop is done.
     previous = {signum: signal.signal(signum, _signal_after_shutdown) for signum in _SIGNALS}
@@ -96,6 +110,7 @@ def serve(settings: Settings, role: Role = "run") -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    return EXIT_SHUTDOWN_INCOMPLETE if gateway.shutdown_problems else 0
 
 
 async def _serve_all(listeners: list[uvicorn.Server]) -> None:

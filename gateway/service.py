@@ -19,6 +19,7 @@ from gateway.accounts.runtime import Accounts
 from gateway.auth import TokenVerifier
 from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock
+from gateway.errors import ShutdownIncomplete
 from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.source import MarketDataSource
@@ -69,6 +70,7 @@ class Gateway:
     loop_monitor: LoopMonitor
     accounts: Accounts | None = None
     is_ready: bool = False
+    shutdown_problems: list[str] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -102,7 +104,13 @@ class Gateway:
         logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
 
     async def stop(self) -> None:
-        """Close clients (1001), stop the tasks and the source, flush the position cache."""
+        """Close clients (1001), stop the tasks and the source, flush the position cache.
+
+        Bounded and complete whatever the state of the servers: each step
+        that talks to one is limited to ``shutdown_timeout_s``, and a step
+        that fails is logged and the next one still runs. What could not be
+        done is listed in ``shutdown_problems`` (the process then exits 4).
+        """
         self.is_ready = False
         self.hub.close_all(closecodes.GOING_AWAY, "server shutting down")
         for task in self._tasks:
@@ -111,15 +119,51 @@ class Gateway:
         self._tasks.clear()
         if self.accounts is not None:
             self.accounts.pacer.close()
-        await self.trading.stop()
-        await self.source.stop()
+        await self._step("stopping the order path", self.trading.stop)
+        await self._step("stopping the source", self.source.stop)
         if self.accounts is not None:
-            try:
-                await self.accounts.cache.flush()
-            except StoreUnavailable as e:
-                logger.warning("positions not written to the cache at shutdown: %s", e)
-        await self.store.stop()
-        logger.info("tickgate stopped")
+            await self._step("writing the position cache", self._flush_positions)
+        await self._step("closing the position store", self.store.stop)
+        if self.shutdown_problems:
+            logger.warning(
+                "tickgate stopped with work left undone: %s", "; ".join(self.shutdown_problems)
+            )
+        else:
+            logger.info("tickgate stopped")
+
+    async def _flush_positions(self) -> None:
+        assert self.accounts is not None
+        cache = self.accounts.cache
+        waiting = cache.dirty_count
+        try:
+            await cache.flush()
+        except StoreUnavailable as e:
+            raise ShutdownIncomplete(f"positions not written to the cache at shutdown: {e}") from e
+        logger.info(
+            "positions written to the cache at shutdown (%d accounts were waiting)", waiting
+        )
+
+    async def _step(self, what: str, run: Callable[[], Awaitable[None]]) -> None:
+        # One step of the shutdown: bounded, and never stopping the next.
+        timeout_s = self.settings.shutdown_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                await run()
+        except ShutdownIncomplete as e:
+            logger.warning("%s", e)
+            self.shutdown_problems.append(str(e))
+        except TimeoutError:
+            logger.warning("%s did not finish within %d s; abandoned", what, timeout_s)
+            self.shutdown_problems.append(f"{what} timed out")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            logger.warning("%s was cancelled from within", what)
+            self.shutdown_problems.append(f"{what} was cancelled")
+        except Exception:
+            logger.exception("%s failed", what)
+            self.shutdown_problems.append(f"{what} failed")
 
     def _roll_day(self, now_ns: int) -> None:
         # The accounts roll their day; the ledger expires what rests for the day.

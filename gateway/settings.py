@@ -33,6 +33,7 @@ __all__ = [
     "RedisSettings",
     "RiskSettings",
     "Secret",
+    "ServerSettings",
     "Settings",
     "SimulatorSettings",
     "UpstreamSettings",
@@ -55,6 +56,40 @@ def _positive(settings: object, *names: str) -> None:
 def _ordered(settings: object, low_name: str, high_name: str) -> None:
     low, high = getattr(settings, low_name), getattr(settings, high_name)
     _check(low <= high, low_name, f"must be <= {high_name} ({high}), was {low}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The listener's limits on every connection, before and while it is a request.
+
+    A request's head (request line and headers) holds at most
+    ``max_header_bytes`` and must be complete within ``header_timeout_s`` of
+    the connection's start, or of the end of its previous response; a
+    connection idle after a response is closed after
+    ``keep_alive_timeout_s``. A request body holds at most
+    ``max_body_bytes`` (``gateway.http.bodies``). Connections are kept
+    ``reserved_fds`` below the open-file limit, and the last
+    ``health_headroom`` of them take plain HTTP only (``gateway.admission``).
+    """
+
+    env_section: ClassVar[str] = "SERVER"
+    max_header_bytes: int = 16_384
+    header_timeout_s: float = 10.0
+    keep_alive_timeout_s: int = 5
+    max_body_bytes: int = 65_536
+    reserved_fds: int = 64
+    health_headroom: int = 16
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "max_header_bytes",
+            "header_timeout_s",
+            "keep_alive_timeout_s",
+            "max_body_bytes",
+            "reserved_fds",
+            "health_headroom",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,17 +454,26 @@ class PositionCacheSettings:
 
     Dirty accounts are written every ``flush_interval_ms``, in transactions
     of at most 250 accounts; while the store is down the cache is marked
-    degraded and retried with backoff. These keys were once in the ``REDIS``
-    section, and their old names still work (``Settings.env_aliases``).
+    degraded and retried with backoff. Every ``check_interval_ms`` the
+    store's sync mark is read to catch a store that lost its data. These
+    keys were once in the ``REDIS`` section, and their old names still work
+    (``Settings.env_aliases``).
     """
 
     env_section: ClassVar[str] = "POSITION_CACHE"
     flush_interval_ms: int = 200
+    check_interval_ms: int = 1_000
     retry_backoff_initial_ms: int = 250
     retry_backoff_max_ms: int = 10_000
 
     def __post_init__(self) -> None:
-        _positive(self, "flush_interval_ms", "retry_backoff_initial_ms", "retry_backoff_max_ms")
+        _positive(
+            self,
+            "flush_interval_ms",
+            "check_interval_ms",
+            "retry_backoff_initial_ms",
+            "retry_backoff_max_ms",
+        )
         _ordered(self, "retry_backoff_initial_ms", "retry_backoff_max_ms")
 
 
@@ -708,6 +752,7 @@ class Settings:
     data_dir: Path = Path("~/.local/share/tickgate")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: int = 10
+    server: ServerSettings = field(default_factory=ServerSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     fanout: FanoutSettings = field(default_factory=FanoutSettings)

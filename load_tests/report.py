@@ -3,9 +3,12 @@
 ``write_report`` writes three:
 
 - ``result.json``: the whole ``RunResult`` (``RunResult.to_json``), indented;
-- ``report.png``: four stacked panels over the seconds of the run (latency
-  p50/p99/p999 on a log scale, delivered messages per second, connected
-  clients, server RSS), with the spike window shaded when there is one;
+- ``report.png``: five stacked panels over the seconds of the run (latency
+  p50/p99/p999 of quotes, and of portfolio updates when there are any, on a
+  log scale; delivered messages per second; connected clients; failures per
+  interval: gaps, protocol errors, server closes and connect failures;
+  server RSS on an axis from zero), with the spike window shaded when there
+  is one;
 - ``summary.md``: the headline figures, one row per phase and the verdict
   of each objective, for a pull request or a ticket.
 
@@ -27,20 +30,33 @@ from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from load_tests.result import Latency, Phase, RunResult, SloCheck, TimelinePoint
 
-__all__ = ["JSON_NAME", "PNG_NAME", "SUMMARY_NAME", "write_report", "render_summary"]
+__all__ = [
+    "JSON_NAME",
+    "PNG_NAME",
+    "SUMMARY_NAME",
+    "build_figure",
+    "render_summary",
+    "write_report",
+]
 
 JSON_NAME = "result.json"
 PNG_NAME = "report.png"
 SUMMARY_NAME = "summary.md"
 
 _JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-_FIGSIZE_IN = (10.0, 11.0)
+_FIGSIZE_IN = (10.0, 13.5)
 _DPI = 100
 _SPIKE_STYLE: dict[str, Any] = {"color": "red", "alpha": 0.15, "linewidth": 0}
 _NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "color": "grey"}
 _MISSING = "-"
 _PERCENTILES = ("p50", "p99", "p999")
-_YLABELS = ("latency (ms)", "messages/s", "clients", "RSS (MB)")
+_YLABELS = ("latency (ms)", "messages/s", "clients", "failures", "RSS (MB)")
+_FAILURES = (
+    ("gaps", "gaps"),
+    ("errors", "protocol errors"),
+    ("closes", "server closes"),
+    ("connect_failures", "connect failures"),
+)
 
 
 def write_report(result: RunResult, out_dir: pathlib.Path) -> None:
@@ -55,10 +71,15 @@ def write_report(result: RunResult, out_dir: pathlib.Path) -> None:
 
 
 def _write_png(result: RunResult, path: pathlib.Path) -> None:
+    build_figure(result).savefig(path, format="png")
+
+
+def build_figure(result: RunResult) -> Figure:
+    """The figure of ``report.png``: one panel per ``_YLABELS`` entry, sharing the time axis."""
     fig = Figure(figsize=_FIGSIZE_IN, dpi=_DPI)
     FigureCanvasAgg(fig)
-    panels: list[Axes] = list(fig.subplots(4, 1, sharex=True))
-    latency_ax, rate_ax, connected_ax, memory_ax = panels
+    panels: list[Axes] = list(fig.subplots(len(_YLABELS), 1, sharex=True))
+    latency_ax, rate_ax, connected_ax, failures_ax, memory_ax = panels
     latency_ax.set_title(f"{result.scenario}: {result.clients:,} clients")
     for ax, ylabel in zip(panels, _YLABELS, strict=True):
         ax.set_ylabel(ylabel)
@@ -68,6 +89,7 @@ def _write_png(result: RunResult, path: pathlib.Path) -> None:
         _plot_latency(latency_ax, timeline)
         _plot_series(rate_ax, [(p.t, p.delivered_per_s) for p in timeline], "delivered/s")
         _plot_series(connected_ax, [(p.t, p.connected) for p in timeline], "connected")
+        _plot_failures(failures_ax, timeline)
         _plot_memory(memory_ax, timeline)
     else:
         for ax in panels:
@@ -77,18 +99,23 @@ def _write_png(result: RunResult, path: pathlib.Path) -> None:
             ax.axvspan(*result.spike_window, label="spike", **_SPIKE_STYLE)
         _legend_if_several(ax)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    return fig
 
 
 def _plot_latency(ax: Axes, timeline: Sequence[TimelinePoint]) -> None:
-    """p50/p99/p999 in ms; missing and non-positive points (no place on a log axis) skipped."""
+    """p50/p99/p999 in ms; missing and non-positive points (no place on a log axis) skipped.
+
+    Quotes are solid lines; portfolio updates, when there are any, dashed.
+    """
     plotted = False
-    for name in _PERCENTILES:
-        points = [(p.t, getattr(p.latency, name)) for p in timeline]
-        kept = [(t, v) for t, v in points if v is not None and v > 0]
-        if kept:
-            ax.plot([t for t, _ in kept], [v for _, v in kept], label=name)
-            plotted = True
+    for stream, style in (("latency", "-"), ("portfolio_latency", "--")):
+        prefix = "portfolio " if stream == "portfolio_latency" else ""
+        for name in _PERCENTILES:
+            points = [(p.t, getattr(getattr(p, stream), name)) for p in timeline]
+            kept = [(t, v) for t, v in points if v is not None and v > 0]
+            if kept:
+                ax.plot([t for t, _ in kept], [v for _, v in kept], style, label=prefix + name)
+                plotted = True
     if plotted:
         ax.set_yscale("log")
         # Plain numbers ("20", "0.5") rather than powers of ten.
@@ -101,10 +128,18 @@ def _plot_series(ax: Axes, points: Sequence[tuple[float, float]], label: str) ->
     ax.yaxis.set_major_formatter(FuncFormatter(_tick_label))
 
 
+def _plot_failures(ax: Axes, timeline: Sequence[TimelinePoint]) -> None:
+    for field, label in _FAILURES:
+        _plot_series(ax, [(p.t, float(getattr(p, field))) for p in timeline], label)
+    ax.set_ylim(bottom=0)
+
+
 def _plot_memory(ax: Axes, timeline: Sequence[TimelinePoint]) -> None:
     points = [(p.t, p.rss_mb) for p in timeline if p.rss_mb is not None]
     if points:
         _plot_series(ax, points, "server RSS")
+        # From zero: growth reads as a share of the whole, not a cliff.
+        ax.set_ylim(bottom=0)
     else:
         _note(ax, "server memory not available")
 
@@ -166,6 +201,10 @@ def _headline_rows(result: RunResult) -> list[tuple[str, str]]:
         ("Latency p99 (ms)", _fmt_ms(lat.p99)),
         ("Latency p999 (ms)", _fmt_ms(lat.p999)),
         ("Latency max (ms)", _fmt_ms(lat.max)),
+        ("Portfolio latency p50 (ms)", _fmt_ms(result.portfolio_latency_ms.p50)),
+        ("Portfolio latency p99 (ms)", _fmt_ms(result.portfolio_latency_ms.p99)),
+        ("Portfolio latency p999 (ms)", _fmt_ms(result.portfolio_latency_ms.p999)),
+        ("Portfolio latency max (ms)", _fmt_ms(result.portfolio_latency_ms.max)),
         ("Gaps", _fmt_count(result.gaps)),
         ("Protocol errors", _fmt_errors(result.protocol_errors)),
         ("Closes by code", _fmt_breakdown(result.closes) or "none"),

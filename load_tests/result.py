@@ -38,10 +38,14 @@ class Latency:
 
 @dataclass(frozen=True, slots=True)
 class TimelinePoint:
-    """One interval (normally one second) of the run.
+    """One interval (normally one second) of the run, ending at ``t``.
 
-    ``rss_mb`` is the server's resident memory at the end of the interval,
-    when it could be read.
+    ``latency`` is the quotes' and ``portfolio_latency`` the portfolio
+    updates'. ``rss_mb`` is the server's resident memory at the end of the
+    interval, when it could be read. The failures of the interval:
+    ``gaps``, ``errors`` (protocol error messages), ``closes`` (connections
+    the server closed, the deliberately slow clients' excepted) and
+    ``connect_failures``.
     """
 
     t: float
@@ -49,6 +53,11 @@ class TimelinePoint:
     latency: Latency
     connected: int
     rss_mb: float | None = None
+    portfolio_latency: Latency = field(default_factory=Latency)
+    gaps: int = 0
+    errors: int = 0
+    closes: int = 0
+    connect_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)

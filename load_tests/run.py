@@ -300,6 +300,21 @@ def _progress(
     stream.flush()
 
 
+def phase_of(t_end: float, interval_s: float, bounds: Sequence[tuple[str, float, float]]) -> str:
+    """The phase of the interval ending at ``t_end``: the one holding its middle.
+
+    Each interval belongs to exactly one phase, so no interval is counted
+    twice where a phase boundary falls inside it (a 20 s run's default spike
+    window starts at 6.67 s). ``bounds`` are (name, start, end) in order;
+    the middle lies in [start, end), or past the last end for the last phase.
+    """
+    middle = t_end - interval_s / 2
+    for name, _, end in bounds:
+        if middle < end:
+            return name
+    return bounds[-1][0]
+
+
 def _phases(
     config: RunConfig, aggregate: _Aggregate, window: tuple[float, float] | None
 ) -> list[Phase]:
@@ -312,25 +327,26 @@ def _phases(
             ("spike", window[0], window[1]),
             ("recovery", window[1], config.duration_s),
         ]
-    phases = []
-    for name, start, end in bounds:
-        totals = Totals()
-        for index, interval in aggregate.intervals.items():
-            t_end = index * config.interval_s
-            if start < t_end <= end + config.interval_s / 2:
-                totals.counts.add(interval.counts)
-                totals.quotes_latency.add(interval.quotes_latency)
-        seconds = max(end - start, config.interval_s)
-        phases.append(
-            Phase(
-                name,
-                start,
-                end,
-                totals.counts.delivered / seconds,
-                latency_of(totals.quotes_latency),
-            )
+    totals = {name: Totals() for name, _, _ in bounds}
+    intervals = dict.fromkeys(totals, 0)
+    for index, interval in aggregate.intervals.items():
+        t_end = index * config.interval_s
+        if t_end > config.duration_s:
+            continue  # the closing interval, after the run (as in the timeline)
+        name = phase_of(t_end, config.interval_s, bounds)
+        totals[name].counts.add(interval.counts)
+        totals[name].quotes_latency.add(interval.quotes_latency)
+        intervals[name] += 1
+    return [
+        Phase(
+            name,
+            start,
+            end,
+            totals[name].counts.delivered / (max(intervals[name], 1) * config.interval_s),
+            latency_of(totals[name].quotes_latency),
         )
-    return phases
+        for name, start, end in bounds
+    ]
 
 
 def _memory(
@@ -370,13 +386,7 @@ def _result(
     counts = total.counts
     elapsed = max(config.duration_s, config.interval_s)
     timeline = [
-        TimelinePoint(
-            t=index * config.interval_s,
-            delivered_per_s=aggregate.intervals[index].counts.delivered / config.interval_s,
-            latency=latency_of(aggregate.intervals[index].quotes_latency),
-            connected=aggregate.connected_at(index),
-            rss_mb=rss.get(index),
-        )
+        _timeline_point(config, aggregate, index, rss.get(index))
         for index in sorted(aggregate.intervals)
         if index * config.interval_s <= config.duration_s  # not the closing interval
     ]
@@ -423,6 +433,24 @@ def _result(
         config=_config_json(config),
     )
     return dataclasses.replace(result, slo=evaluate(config.objectives, _actuals(result, config)))
+
+
+def _timeline_point(
+    config: RunConfig, aggregate: _Aggregate, index: int, rss_mb: float | None
+) -> TimelinePoint:
+    interval = aggregate.intervals[index]
+    return TimelinePoint(
+        t=index * config.interval_s,
+        delivered_per_s=interval.counts.delivered / config.interval_s,
+        latency=latency_of(interval.quotes_latency),
+        connected=aggregate.connected_at(index),
+        rss_mb=rss_mb,
+        portfolio_latency=latency_of(interval.portfolio_latency),
+        gaps=interval.counts.gaps,
+        errors=sum(interval.counts.errors.values()),
+        closes=sum(interval.closes.values()),
+        connect_failures=interval.connect_failures,
+    )
 
 
 def _actuals(result: RunResult, config: RunConfig) -> dict[str, float | None]:

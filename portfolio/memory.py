@@ -15,6 +15,7 @@ class MemoryPositionStore:
 
     def __init__(self) -> None:
         self._records: dict[AccountId, AccountRecord] = {}
+        self._sync_mark: str | None = None
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -34,3 +35,14 @@ class MemoryPositionStore:
     async def clear(self) -> None:
         """Forget everything."""
         self._records.clear()
+        self._sync_mark = None
+
+    async def read_sync_mark(self) -> str | None:
+        """The sync mark, None when none is set."""
+        return self._sync_mark
+
+    async def ensure_sync_mark(self, mark: str) -> str:
+        """Set the sync mark unless one is set; return it."""
+        if self._sync_mark is None:
+            self._sync_mark = mark
+        return self._sync_mark

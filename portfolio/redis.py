@@ -7,7 +7,10 @@ Layout (``<prefix>`` is ``tickgate`` by default):
   currency to amount) and one field ``position:<symbol>`` per position (a
   JSON array: quantity, avg_cost, realised_pnl, commission,
   day_open_quantity, day_trade_value);
-- ``<prefix>:accounts``: the set of account ids.
+- ``<prefix>:accounts``: the set of account ids;
+- ``<prefix>:sync_mark``: a token set once the store holds every account; a
+  Redis that restarted without persistence, or was emptied, has none, which
+  tells the writer to write every account again.
 
 ``save`` replaces each account's hash in one MULTI/EXEC pipeline per batch.
 Connection errors and timeouts become ``StoreUnavailable``.
@@ -117,10 +120,32 @@ class RedisPositionStore:
             async with client.pipeline(transaction=True) as pipe:
                 for account in ids:
                     pipe.delete(self._key(account))
-                pipe.delete(self._index_key())
+                pipe.delete(self._index_key(), self._sync_mark_key())
                 await pipe.execute()
         except (RedisError, OSError) as e:
             raise StoreUnavailable(f"redis clear failed: {e}") from e
+
+    async def read_sync_mark(self) -> str | None:
+        """The sync mark, None when the key is missing."""
+        client = self._require_client()
+        try:
+            value = await client.get(self._sync_mark_key())
+        except (RedisError, OSError) as e:
+            raise StoreUnavailable(f"redis read of the sync mark failed: {e}") from e
+        return None if value is None else _text(value)
+
+    async def ensure_sync_mark(self, mark: str) -> str:
+        """``SET NX`` the sync mark, then read it back."""
+        client = self._require_client()
+        key = self._sync_mark_key()
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(key, mark, nx=True)
+                pipe.get(key)
+                _, value = await pipe.execute()
+        except (RedisError, OSError) as e:
+            raise StoreUnavailable(f"redis write of the sync mark failed: {e}") from e
+        return _text(value)
 
     def _require_client(self) -> Redis:
         if self._client is None:
@@ -132,6 +157,9 @@ class RedisPositionStore:
 
     def _index_key(self) -> str:
         return f"{self._prefix}:accounts"
+
+    def _sync_mark_key(self) -> str:
+        return f"{self._prefix}:sync_mark"
 
 
 def _text(member: bytes | str) -> str:

@@ -60,5 +60,21 @@ class PositionStore(Protocol):
         ...
 
     async def clear(self) -> None:
-        """Remove every record (a full resync writes them again)."""
+        """Remove every record and the sync mark (a full resync writes them again)."""
+        ...
+
+    async def read_sync_mark(self) -> str | None:
+        """The store's sync mark, None when it has none; raises ``StoreUnavailable``.
+
+        A store that lost its data (a restarted Redis without persistence, an
+        emptied one) has lost its mark too, or another writer has replaced it
+        after a resync: either way the reader must write every record again.
+        """
+        ...
+
+    async def ensure_sync_mark(self, mark: str) -> str:
+        """Set the sync mark to ``mark`` unless one is set; return the store's mark.
+
+        Raises ``StoreUnavailable``.
+        """
         ...

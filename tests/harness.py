@@ -76,7 +76,7 @@ async def running_gateway(
     )
     apps = create_apps(settings, source=source, clock=clock)
     server = uvicorn.Server(uvicorn_config(settings, apps.main))
-    api_server = uvicorn.Server(api_uvicorn_config(settings, apps.api, owns_lifespan=False))
+    api_server = uvicorn.Server(api_uvicorn_config(settings, apps.api))
     task = asyncio.create_task(server.serve())
     api_task = asyncio.create_task(api_server.serve())
     await poll_until(lambda: server.started and api_server.started, what="uvicorn to start")

@@ -22,6 +22,7 @@ DOCS = ROOT / "docs"
 # Keys the docs name on purpose although no setting has them.
 # The example of an unknown key, and a removed key its migration note names.
 EXAMPLE_KEYS = {"TICKGATE_FOO", "TICKGATE_RISK_MIN_SAMPLES"}
+SETTINGS_KEY = r"\bTICKGATE_[A-Z][A-Z0-9_]*[A-Z0-9]\b"
 ERROR_CLASSES = {"ProtocolError": 0, "AuthError": 0, "HttpError": 1}  # position of the code
 
 
@@ -49,7 +50,7 @@ def code_settings_keys() -> set[str]:
 
 
 def documented_settings_keys() -> set[str]:
-    return set(re.findall(r"\bTICKGATE_[A-Z][A-Z0-9_]*[A-Z0-9]\b", doc_text())) - EXAMPLE_KEYS
+    return set(re.findall(SETTINGS_KEY, doc_text())) - EXAMPLE_KEYS
 
 
 def error_codes_in(source: str) -> Iterator[str]:

@@ -13,12 +13,20 @@ cache is marked degraded (health endpoint, metric, one warning), writes are
 retried with backoff, dirty accounts are kept, and when the store answers
 again every account is written (a restarted Redis may have lost everything).
 Nothing is lost.
+
+A store can also lose its data while it answers: a Redis restarted without
+persistence between two checks, or emptied. Once every account is written
+the cache sets the store's *sync mark* (or adopts the one another node
+set), and every ``check_interval_ms`` reads it back. A missing or changed
+mark means the data may be gone: the cache is degraded until every account
+has been written again, at once, without waiting for a change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
@@ -61,6 +69,8 @@ class PositionCache:
         self._wake = asyncio.Event()
         self.is_degraded = False
         self._needs_full_resync = False
+        # The store's sync mark as last seen; None until every account was written.
+        self._sync_mark: str | None = None
         metrics.gauge(
             "positions_cache_degraded",
             "1 while the position cache cannot be written.",
@@ -108,9 +118,14 @@ class PositionCache:
             len(self._dirty),
             unusable,
         )
-        if self._dirty:
-            self._wake.set()
+        # The first flush sets the sync mark, even with nothing to write.
+        self._wake.set()
         return records
+
+    @property
+    def dirty_count(self) -> int:
+        """Accounts waiting to be written."""
+        return len(self._dirty)
 
     def mark_dirty(self, accounts: list[AccountId]) -> None:
         """Schedule these accounts to be written."""
@@ -118,41 +133,68 @@ class PositionCache:
         self._wake.set()
 
     async def run(self) -> None:
-        """Write dirty accounts until cancelled; back off while the store is down."""
+        """Write dirty accounts and check the sync mark until cancelled; back off while down."""
         s = self._settings
         backoff = Backoff(s.retry_backoff_initial_ms / 1000, s.retry_backoff_max_ms / 1000)
         interval_s = s.flush_interval_ms / 1000
+        check_s = s.check_interval_ms / 1000
         while True:
             if not self.is_degraded:
-                await self._wake.wait()
-                await asyncio.sleep(interval_s)  # gather a batch of changes
+                try:
+                    async with asyncio.timeout(check_s):
+                        await self._wake.wait()
+                    await asyncio.sleep(interval_s)  # gather a batch of changes
+                except TimeoutError:
+                    pass  # time to check the mark
             self._wake.clear()
             try:
+                await self.check_store()
                 await self.flush()
             except StoreUnavailable as e:
                 self._degrade(e)
                 await asyncio.sleep(backoff.next_delay_s())
                 continue
-            backoff.reset()
+            await asyncio.sleep(0)
+
+    async def check_store(self) -> None:
+        """Degrade and plan a full resync when the store lost its sync mark.
+
+        Raises ``StoreUnavailable``.
+        """
+        if self._sync_mark is None:
+            return  # not synced yet: the next flush writes every pending account
+        mark = await self.store.read_sync_mark()
+        if mark == self._sync_mark:
+            return
+        if not self.is_degraded:
+            logger.warning(
+                "position cache (%s) lost its data (restarted or emptied); "
+                "writing every account again",
+                self.name,
+            )
+        self.is_degraded = True
+        self._needs_full_resync = True
+        self._sync_mark = None
 
     async def flush(self) -> None:
         """Write the dirty accounts (all of them after an outage), ``FLUSH_BATCH`` at a time."""
         if self._needs_full_resync:
             self._dirty.update(self._all_accounts())
-        if not self._dirty:
-            self._recover()
-            return
-        accounts = sorted(self._dirty)
-        # Taken out before the writes: an account changed meanwhile is marked again.
-        self._dirty.clear()
-        for start in range(0, len(accounts), FLUSH_BATCH):
-            batch = accounts[start : start + FLUSH_BATCH]
-            try:
-                await self.store.save(self._records_of(batch))
-            except StoreUnavailable:
-                self._dirty.update(accounts[start:])
-                raise
-            await asyncio.sleep(0)  # let ticks through between batches
+        if self._dirty:
+            accounts = sorted(self._dirty)
+            # Taken out before the writes: an account changed meanwhile is marked again.
+            self._dirty.clear()
+            for start in range(0, len(accounts), FLUSH_BATCH):
+                batch = accounts[start : start + FLUSH_BATCH]
+                try:
+                    await self.store.save(self._records_of(batch))
+                except StoreUnavailable:
+                    self._dirty.update(accounts[start:])
+                    raise
+                await asyncio.sleep(0)  # let ticks through between batches
+        if self._sync_mark is None:
+            # Every account is in the store now: set the mark, or adopt another node's.
+            self._sync_mark = await self.store.ensure_sync_mark(secrets.token_hex(8))
         self._needs_full_resync = False
         self._recover()
 

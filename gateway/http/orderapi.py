@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import AuthError
+from gateway.http.bodies import BodyLimit
 from gateway.http.routes import healthz, metrics
 from gateway.service import Gateway
 from gateway.trading.ledgerreads import balances_body, positions_body
@@ -58,6 +60,10 @@ def _send(answer: ApiResponse) -> Response:
 
 def _problem(problem: Problem, *, retry_after_s: int | None = None) -> Response:
     return _send(problem_response(problem, _encode, retry_after_s=retry_after_s))
+
+
+def _body_too_large(max_body_bytes: int) -> Response:
+    return _problem(problems.BODY_TOO_LARGE(f"the body must be at most {max_body_bytes} bytes"))
 
 
 def _caller(gateway: Gateway, request: Request) -> Caller | Unauthenticated:
@@ -155,13 +161,21 @@ async def _account_route(
 
 
 def api_app(gateway: Gateway, *, lifespan: object = None) -> Starlette:
-    """The API listener's app over ``gateway``; ``lifespan`` when it runs the gateway alone."""
+    """The API listener's app over ``gateway``, with the listener's ``lifespan``.
+
+    A body whose ``Content-Length`` passes ``TICKGATE_API_MAX_BODY_BYTES`` is
+    refused before it is read (``BodyLimit``), with the API's own problem.
+    """
+    limit = Middleware(
+        BodyLimit, max_body_bytes=gateway.settings.api.max_body_bytes, refuse=_body_too_large
+    )
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/{path:path}", handle, methods=_METHODS),
         ],
+        middleware=[limit],
         lifespan=lifespan,  # type: ignore[arg-type]  # Starlette's lifespan type, passed through
     )
     app.state.gateway = gateway

@@ -4,7 +4,10 @@ Each route has one small handler that finds the running gateway in
 ``request.app.state.gateway``. A refused request raises: ``AuthError`` for a
 token the verifier refuses, ``HttpError`` for everything else. The handlers
 in ``EXCEPTION_HANDLERS`` turn both into the documented JSON error body,
-``{"error": {"code": ..., "message": ...}}``.
+``{"error": {"code": ..., "message": ...}}``. A path no route serves, or a
+method its route does not take, is an RFC 9457 problem (404
+``route_not_found``, 405 ``method_not_allowed``), the same as the order
+API's; no answer is ever built from the request's ``Host`` header.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,12 +29,15 @@ from gateway.marketdata.simulator import SimulatorSource
 from gateway.refdata import instrument_json
 from gateway.service import Gateway
 
-__all__ = ["EXCEPTION_HANDLERS", "ROUTES"]
+__all__ = ["EXCEPTION_HANDLERS", "ROUTES", "body_too_large"]
 
 _MAX_SPIKE_RATE = 100.0
 _MAX_SPIKE_VOL = 20.0
 _MAX_SPIKE_DURATION_S = 3600.0
 _MAX_BODY_BYTES = 4096
+_PROBLEM_CONTENT_TYPE = "application/problem+json"
+_PROBLEM_TITLES = {404: "No such route", 405: "Method not allowed"}
+_MAX_SHOWN_PATH = 200
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
@@ -51,7 +58,38 @@ async def _unauthenticated(request: Request, exc: Exception) -> Response:
     return _error(401, exc.code, exc.message)
 
 
-EXCEPTION_HANDLERS: Mapping[Any, Any] = {HttpError: _refused, AuthError: _unauthenticated}
+async def _no_route(request: Request, exc: Exception) -> Response:
+    # Starlette's router raises 404 for an unknown path and 405 (with Allow)
+    # for a known path with another method.
+    assert isinstance(exc, HTTPException)
+    path = request.url.path[:_MAX_SHOWN_PATH]
+    if exc.status_code == 405:
+        error = HttpError(405, "method_not_allowed", f"{request.method} is not allowed on {path}")
+    else:
+        error = HttpError(404, "route_not_found", f"no route at {path}")
+    problem = {
+        "type": f"urn:tickgate:problem:{error.code}",
+        "title": _PROBLEM_TITLES[error.status],
+        "status": error.status,
+        "code": error.code,
+        "detail": error.message,
+    }
+    return Response(
+        orjson.dumps(problem), error.status, exc.headers, media_type=_PROBLEM_CONTENT_TYPE
+    )
+
+
+def body_too_large(max_body_bytes: int) -> Response:
+    """The 413 answer of a body over ``max_body_bytes`` (``gateway.http.bodies.BodyLimit``)."""
+    return _error(413, "body_too_large", f"body must be at most {max_body_bytes} bytes")
+
+
+EXCEPTION_HANDLERS: Mapping[Any, Any] = {
+    HttpError: _refused,
+    AuthError: _unauthenticated,
+    404: _no_route,
+    405: _no_route,
+}
 """Starlette's ``exception_handlers`` for the routes below."""
 
 

@@ -29,6 +29,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from gateway.backoff import Backoff
 from gateway.clock import Clock
+from gateway.errors import ShutdownIncomplete
 from gateway.marketdata._deadletters import DeadLetterQueue
 from gateway.marketdata.codec import DecodeError, TickDecoder, TickRows
 from gateway.marketdata.source import Rejection, SourceBatch
@@ -73,7 +74,12 @@ class KafkaSource:
         """Connections are made by ``batches``, so a down broker does not stop startup."""
 
     async def stop(self) -> None:
-        """Wait for dead letters, commit what was applied, close both clients."""
+        """Wait for dead letters, commit what was applied, close both clients.
+
+        Both clients are closed whatever the broker's state. Raises
+        ``ShutdownIncomplete`` when applied offsets could not be committed
+        (they are read again at the next start).
+        """
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
         self._is_up = False
@@ -85,12 +91,14 @@ class KafkaSource:
         finally:
             self._dead_letters.cancel()
             # Close both even when the broker is gone and a close fails.
-            for client in (consumer, producer):
+            for what, client in (("consumer", consumer), ("producer", producer)):
                 if client is not None:
-                    try:
-                        await client.stop()
-                    except Exception:
-                        logger.exception("closing a kafka client failed")
+                    await _close(what, client)
+        if self._uncommitted:
+            raise ShutdownIncomplete(
+                f"kafka offsets not committed at shutdown ({len(self._uncommitted)} partitions);"
+                " their records will be read again at the next start"
+            )
 
     async def batches(self) -> AsyncIterator[SourceBatch]:
         """Yield decoded batches; connect, and reconnect with backoff, as needed."""
@@ -158,12 +166,9 @@ class KafkaSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._commit_task
             self._commit_task = None
-        for client in (self._consumer, self._producer):
+        for what, client in (("consumer", self._consumer), ("producer", self._producer)):
             if client is not None:
-                try:
-                    await client.stop()
-                except Exception as e:
-                    logger.debug("closing a kafka client failed: %s", e)
+                await _close(what, client)
         self._consumer = self._producer = None
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> AsyncIterator[SourceBatch]:
@@ -277,3 +282,18 @@ class KafkaSource:
             logger.info("kafka %s is up", self._bootstrap)
         else:
             logger.warning("kafka %s is down (%s); prices go stale", self._bootstrap, reason)
+
+
+async def _close(what: str, client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    # aiokafka can raise CancelledError out of stop() when the broker is gone
+    # (it awaits a fetch task it cancelled itself); only a cancellation of
+    # this task itself is let through.
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        logger.warning("closing the kafka %s was cut short by the client; it is closed", what)
+    except Exception as e:
+        logger.warning("closing the kafka %s failed: %s", what, e)

@@ -11,6 +11,7 @@ __all__ = [
     "NORMAL",
     "POLICY_VIOLATION",
     "SLOW_CONSUMER",
+    "TRY_AGAIN_LATER",
     "UNAUTHORIZED",
 ]
 
@@ -28,6 +29,9 @@ MESSAGE_TOO_BIG: Final = 1009
 
 INTERNAL_ERROR: Final = 1011
 """A server fault, or no pong within the ping timeout."""
+
+TRY_AGAIN_LATER: Final = 1013
+"""The server is at its connection capacity and closed this unauthenticated connection."""
 
 UNAUTHORIZED: Final = 4001
 """Authentication failed: bad or expired token, or the auth deadline passed."""

@@ -28,6 +28,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from gateway.uvicornseam import PluggedProtocol
 from gateway.ws import closecodes
 from gateway.ws.encoding import encode_body
 from gateway.ws.hub import HUB_STATE_KEY, ConnectionHub
@@ -68,7 +69,7 @@ class ConnectionState(enum.Enum):
 _ENDING: Final = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
 
 
-class WebSocketConnection(asyncio.Protocol):
+class WebSocketConnection(PluggedProtocol):
     """One client connection on ``/ws``; the fan-out's ``Subscriber``.
 
     Its lifecycle is one ``ConnectionState``. Whether the transport is over
@@ -83,8 +84,7 @@ class WebSocketConnection(asyncio.Protocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self._loop = _loop or asyncio.get_event_loop()
-        self._server_state = server_state
+        super().__init__(config, server_state, app_state, _loop)
         hub = app_state.get(HUB_STATE_KEY)
         self._hub: ConnectionHub | None = hub if isinstance(hub, ConnectionHub) else None
         self.outbox = Outbox()
@@ -121,7 +121,7 @@ class WebSocketConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
-        self._server_state.connections.add(self)  # type: ignore[arg-type]  # uvicorn duck-types these
+        self.track(transport)
         if self._hub is not None:
             fanout = self._hub.fanout
             transport.set_write_buffer_limits(
@@ -157,11 +157,12 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection everywhere."""
-        self._server_state.connections.discard(self)
+        self.untrack(self._transport)
         if self._abort_timer is not None:
             self._abort_timer.cancel()
         if self.state is ConnectionState.OPEN:  # close() unregisters a closing one
             self._open_hub.unregister(self)
+            self._count_unsent_conflations()
             self.log.debug("connection lost: %s", exc)
         self.state = ConnectionState.CLOSED
 
@@ -182,6 +183,33 @@ class WebSocketConnection(asyncio.Protocol):
             self.close(closecodes.GOING_AWAY, "server shutting down")
         elif self.state is ConnectionState.CONNECTING and self._transport is not None:
             self._transport.close()
+
+    # --- admission (gateway.admission) ---------------------------------------------
+
+    def is_sheddable(self) -> bool:
+        """Whether it has neither authenticated nor subscribed (it may be closed for room)."""
+        session = self._session
+        if self.state is ConnectionState.CONNECTING:
+            return True
+        return (
+            self.state is ConnectionState.OPEN
+            and session is not None
+            and session.principal is None
+            and not session.subscriptions
+        )
+
+    def shed(self) -> None:
+        """Close at once with 1013 (the server is at capacity), not awaiting the peer's answer."""
+        hub, transport = self._hub, self._transport
+        if transport is None or self.state in _ENDING:
+            return
+        if hub is not None and self.state is ConnectionState.OPEN:
+            hub.unregister(self)
+            hub.metrics.counters.ws_closes[str(closecodes.TRY_AGAIN_LATER)] += 1
+        self.state = ConnectionState.CLOSING
+        self._ws.send_close(closecodes.TRY_AGAIN_LATER, "server at capacity")
+        self._write_protocol_output()
+        transport.close()
 
     # --- Subscriber -------------------------------------------------------------
 
@@ -237,6 +265,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.state = ConnectionState.CLOSING
         hub.unregister(self)
         hub.metrics.counters.ws_closes[str(code)] += 1
+        self._count_unsent_conflations()
         # The close frame goes into the transport even when it is over its
         # high-water mark: it is the last thing this connection writes.
         self._ws.send_close(code, reason)
@@ -334,6 +363,13 @@ class WebSocketConnection(asyncio.Protocol):
         conflated = self.outbox.conflated
         if conflated:
             counters.ws_updates_conflated += conflated
+            self.outbox.conflated = 0
+
+    def _count_unsent_conflations(self) -> None:
+        # Sending a frame counts what its outbox merged away; a connection that
+        # ends with updates still queued (a slow consumer) counts them here.
+        if self._hub is not None and self.outbox.conflated:
+            self._hub.metrics.counters.ws_updates_conflated += self.outbox.conflated
             self.outbox.conflated = 0
 
     def _write_protocol_output(self) -> None:

@@ -308,6 +308,38 @@ async def test_clear_of_an_empty_store_succeeds(store: PositionStore) -> None:
     assert loaded == {}
 
 
+# --- the sync mark ------------------------------------------------------------
+
+
+async def test_a_new_store_has_no_sync_mark(store: PositionStore) -> None:
+    assert await store.read_sync_mark() is None
+
+
+async def test_ensure_sync_mark_sets_it_when_there_is_none(store: PositionStore) -> None:
+    kept = await store.ensure_sync_mark("mark-a")
+
+    assert kept == "mark-a"
+    assert await store.read_sync_mark() == "mark-a"
+
+
+async def test_ensure_sync_mark_keeps_a_mark_already_set(store: PositionStore) -> None:
+    await store.ensure_sync_mark("mark-a")
+
+    kept = await store.ensure_sync_mark("mark-b")
+
+    assert kept == "mark-a"
+    assert await store.read_sync_mark() == "mark-a"
+
+
+async def test_clear_removes_the_sync_mark(store: PositionStore) -> None:
+    await store.save([make_record()])
+    await store.ensure_sync_mark("mark-a")
+
+    await store.clear()
+
+    assert await store.read_sync_mark() is None
+
+
 # The Redis adapter turns an unreachable server into StoreUnavailable (the
 # memory adapter cannot be unreachable). Nothing listens on the port: no
 # server binary is needed.
@@ -343,6 +375,16 @@ async def test_redis_clear_with_no_server_raises_store_unavailable(
 ) -> None:
     with pytest.raises(StoreUnavailable):
         await unreachable_store.clear()
+
+
+@pytest.mark.integration
+async def test_redis_sync_mark_with_no_server_raises_store_unavailable(
+    unreachable_store: RedisPositionStore,
+) -> None:
+    with pytest.raises(StoreUnavailable):
+        await unreachable_store.read_sync_mark()
+    with pytest.raises(StoreUnavailable):
+        await unreachable_store.ensure_sync_mark("mark")
 
 
 @pytest.mark.integration

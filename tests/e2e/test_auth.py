@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import jwt
+import orjson
 import pytest
 
 from gateway.ws import closecodes
-from tests.builders import ManualClock, make_settings, make_token
-from tests.harness import ScriptedSource, client, running_gateway
+from tests.builders import TEST_SECRET, ManualClock, make_settings, make_token
+from tests.harness import ScriptedSource, client, http, running_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +146,57 @@ async def test_anonymous_client_that_subscribes_in_time_is_not_timed_out(tmp_pat
 
     assert idle_code == closecodes.UNAUTHORIZED
     assert pong["type"] == "pong"
+
+
+# A malformed registered claim (a string nbf, an exp past what a datetime
+# holds, ill-typed iat, accounts or scope) is token_invalid on every path.
+MALFORMED_CLAIMS: list[dict[str, object]] = [
+    {"nbf": "9999999999"},
+    {"exp": 10**20},
+    {"iat": "yesterday"},
+    {"accounts": [1]},
+    {"scope": 5},
+]
+
+
+def _malformed_token(claims: dict[str, object]) -> str:
+    base: dict[str, object] = {
+        "sub": "trader-1",
+        "exp": int(time.time()) + 3600,
+        "iss": "tickgate",
+        "accounts": ["ACC-1"],
+        "scope": "read",
+    }
+    return jwt.encode({**base, **claims}, TEST_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize("where", ["header", "query", "auth_op"])
+async def test_malformed_claims_get_token_invalid_and_close_4001(tmp_path, where):
+    answers = []
+    async with running_gateway(_closed_settings(tmp_path), source=ScriptedSource()) as gw:
+        for claims in MALFORMED_CLAIMS:
+            token = _malformed_token(claims)
+            url = f"{gw.ws_url}?token={token}" if where == "query" else gw.ws_url
+            headers = {"Authorization": f"Bearer {token}"} if where == "header" else None
+            async with client(url, headers=headers) as c:
+                if where == "auth_op":
+                    await c.send({"op": "auth", "token": token, "id": 1})
+                code, reason = await c.closed()
+            answers.append((c.received[0]["code"], code, reason))
+        internal_errors = gw.gateway.metrics.counters.ws_closes[str(closecodes.INTERNAL_ERROR)]
+
+    expected = ("token_invalid", closecodes.UNAUTHORIZED, "token_invalid")
+    assert answers == [expected] * len(MALFORMED_CLAIMS)
+    assert internal_errors == 0
+
+
+async def test_malformed_claims_get_401_token_invalid_over_http(tmp_path):
+    answers = []
+    async with running_gateway(_closed_settings(tmp_path)) as gw:
+        account = next(iter(gw.accounts.positions.accounts))
+        for claims in MALFORMED_CLAIMS:
+            token = _malformed_token({"accounts": [account], **claims})
+            status, body = await http("GET", f"{gw.url}/v1/accounts/{account}", token=token)
+            answers.append((status, orjson.loads(body)["error"]["code"]))
+
+    assert answers == [(401, "token_invalid")] * len(MALFORMED_CLAIMS)

@@ -159,6 +159,25 @@ async def test_a_slow_client_that_ignores_the_close_is_reset_not_left_draining(t
         slow.close()
 
 
+async def test_updates_conflated_for_a_client_closed_as_slow_are_counted(tmp_path):
+    # The client never reads again: what its outbox merged away is never sent,
+    # but it was conflated all the same and the metric must say so.
+    source = ScriptedSource()
+    async with running_gateway(slow_consumer_settings(tmp_path), source=source) as gw:
+        master = gw.gateway.master
+        ix = list(range(100))
+        counters = gw.gateway.metrics.counters
+        slow = RawClient(gw.ws_url)
+        await slow.connect(receive_buffer_bytes=4096)
+        await slow.send({"op": "subscribe", "channel": "quotes", "symbols": master.symbols[:100]})
+        await push_until_a_slow_close(source, ix, counters)
+        conflated = counters.ws_updates_conflated
+        slow.close()
+
+    # At least every batch after the socket filled up, for each of 100 symbols.
+    assert conflated >= 100
+
+
 async def test_conflated_updates_state_their_seq_range(tmp_path):
     # A client that is behind receives one update per symbol for several
     # batches, with seq_from naming the first seq it stands for.

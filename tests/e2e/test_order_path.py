@@ -356,3 +356,12 @@ def _quantity(gw: RunningGateway, account: str, symbol: str) -> float:
 def _cash(gw: RunningGateway, account: str) -> float:
     book = gw.accounts.positions
     return float(book.cash[book.account_ix(account), book.currencies.index("USD")])
+
+
+async def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    settings = order_settings(tmp_path, api={"max_body_bytes": 1024})
+    async with running_gateway(settings, source=ScriptedSource()) as gw:
+        answer = await submit(gw, "/v1/orders", buy("1", client_order_id="x" * 2000))
+
+    assert (answer.status, answer.json()["code"]) == (413, "body_too_large")
+    assert answer.headers["content-type"] == "application/problem+json"

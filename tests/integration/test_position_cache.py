@@ -338,6 +338,73 @@ async def test_redis_restarted_empty_while_idle_gets_every_account_on_the_next_w
     assert await h.cached() == h.book.records
 
 
+async def test_redis_restarted_empty_while_idle_is_resynced_without_waiting_for_a_write(
+    running: Harness,
+) -> None:
+    h = running
+    h.cache.mark_dirty(h.book.all_accounts())
+    await poll_until(
+        lambda: h.cache_holds_the_book(), what="every account written", timeout_s=DEADLINE_S
+    )
+    h.server.stop()
+    h.server.start()
+
+    # No fill, no write: the loss alone must bring every account back.
+    await poll_until(
+        lambda: h.cache_holds_the_book(), what="every account resynced", timeout_s=DEADLINE_S
+    )
+
+    assert not h.cache.is_degraded
+
+
+async def test_a_cache_emptied_under_it_is_degraded_until_every_account_is_written_again() -> None:
+    book = Book(make_record(f"ACC-{i}", version=i) for i in range(5))
+    store = MemoryPositionStore()
+    cache = PositionCache(
+        store,
+        name="memory",
+        settings=PositionCacheSettings(),
+        records_of=book.records_of,
+        all_accounts=book.all_accounts,
+        metrics=Metrics(),
+    )
+    await cache.warm_start(book.records)
+    await cache.flush()
+    await store.clear()  # emptied (a Redis restarted without persistence, FLUSHALL)
+
+    await cache.check_store()
+    degraded_while_empty = (cache.is_degraded, await store.load())
+    await cache.flush()
+
+    assert degraded_while_empty == (True, {})
+    assert not cache.is_degraded
+    assert await store.load() == book.records
+
+
+async def test_two_caches_sharing_a_store_adopt_one_sync_mark_and_stay_quiet() -> None:
+    book = Book(make_record(f"ACC-{i}", version=i) for i in range(3))
+    store = MemoryPositionStore()
+    caches = [
+        PositionCache(
+            store,
+            name="memory",
+            settings=PositionCacheSettings(),
+            records_of=book.records_of,
+            all_accounts=book.all_accounts,
+            metrics=Metrics(),
+        )
+        for _ in range(2)
+    ]
+    for cache in caches:
+        await cache.warm_start(book.records)
+        await cache.flush()
+
+    for cache in caches:
+        await cache.check_store()
+
+    assert [cache.is_degraded for cache in caches] == [False, False]
+
+
 # --- metrics ----------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.auth import TokenVerifier, issue_token
+from gateway.auth import KNOWN_SCOPES, TokenVerifier, issue_token
 from gateway.devsecret import load_or_create_dev_secret
 from gateway.errors import AuthError
 from tests.builders import TEST_SECRET
@@ -108,6 +108,84 @@ def test_token_with_non_list_accounts_is_invalid():
         verifier().verify(jwt.encode(claims, TEST_SECRET, algorithm="HS256"), NOW_S)
 
     assert caught.value.code == "token_invalid"
+
+
+# Registered and custom claims of the wrong type or out of range: each must be
+# token_invalid, never accepted and never an internal error. 253402300799 is
+# 9999-12-31T23:59:59Z, the last second a datetime can hold.
+MALFORMED_CLAIMS: dict[str, dict[str, object]] = {
+    "nbf_string": {"nbf": "9999999999"},
+    "nbf_out_of_range": {"nbf": 10**20},
+    "exp_out_of_range": {"exp": 10**20},
+    "exp_past_year_9999": {"exp": 253402300800},
+    "exp_string": {"exp": str(NOW_S + 60)},
+    "exp_bool": {"exp": True},
+    "exp_infinite": {"exp": float("inf")},
+    "exp_nan": {"exp": float("nan")},
+    "exp_negative": {"exp": -1},
+    "iat_string": {"iat": "yesterday"},
+    "iat_list": {"iat": [NOW_S]},
+    "iat_out_of_range": {"iat": 10**20},
+    "accounts_string": {"accounts": "ACC-1"},
+    "accounts_numbers": {"accounts": [1, 2]},
+    "accounts_null_item": {"accounts": ["ACC-1", None]},
+    "accounts_empty_item": {"accounts": [""]},
+    "scope_number": {"scope": 5},
+    "scope_object": {"scope": {"read": True}},
+    "scope_list_with_number": {"scope": ["read", 3]},
+    "sub_number": {"sub": 7},
+}
+
+
+def signed(claims: dict[str, object]) -> str:
+    base: dict[str, object] = {
+        "sub": "trader-1",
+        "exp": NOW_S + 60,
+        "iss": "tickgate",
+        "accounts": ["ACC-1"],
+        "scope": "read",
+    }
+    return jwt.encode({**base, **claims}, TEST_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize("claims", MALFORMED_CLAIMS.values(), ids=MALFORMED_CLAIMS.keys())
+def test_token_with_a_malformed_claim_is_invalid(claims):
+    with pytest.raises(AuthError) as caught:
+        verifier().verify(signed(claims), NOW_S)
+
+    assert caught.value.code == "token_invalid"
+
+
+def test_well_formed_time_claims_verify():
+    claims: dict[str, object] = {"nbf": NOW_S - 10, "iat": NOW_S - 10.5, "exp": NOW_S + 60.5}
+
+    principal = verifier().verify(signed(claims), NOW_S)
+
+    assert principal.expires_at_s == NOW_S + 60
+
+
+def test_token_not_valid_yet_is_invalid():
+    with pytest.raises(AuthError) as caught:
+        verifier().verify(signed({"nbf": NOW_S + 10}), NOW_S)
+
+    assert caught.value.code == "token_invalid"
+
+
+def test_issue_token_refuses_an_unknown_scope():
+    with pytest.raises(ValueError, match="known scopes: read, trade, admin"):
+        issue_token(
+            TEST_SECRET,
+            subject="trader-1",
+            accounts=["ACC-1"],
+            scopes=["read", "superuser"],
+            ttl_s=60,
+            now_s=NOW_S,
+            issuer="tickgate",
+        )
+
+
+def test_known_scopes_include_the_order_api_scopes():
+    assert {"read", "trade", "admin", "orders:write", "orders:read"} <= set(KNOWN_SCOPES)
 
 
 def test_verification_uses_the_given_time_not_the_wall_clock():

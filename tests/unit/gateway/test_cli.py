@@ -178,3 +178,74 @@ def test_instruments_json_gives_expiring_instruments_their_utc_expiry_instant(da
     assert rows["SPY270319C670"]["expires_at"] == "2027-03-19T20:00:00Z"
     assert rows["ESZ6"]["expires_at"] == "2026-12-18T22:00:00Z"
     assert rows["SPY"]["expires_at"] is None
+
+
+@pytest.mark.parametrize("argv", [["instruments"], ["instruments", "--json"]])
+def test_a_closed_pipe_ends_the_listing_quietly(data_dir, argv):
+    # `tickgate instruments | head`: the reader goes away before the listing is
+    # written; closing the read end before the child writes makes that certain.
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", *argv], stdout=write_end, stderr=subprocess.PIPE
+    )
+    os.close(write_end)
+    os.close(read_end)
+
+    _, err_bytes = process.communicate(timeout=60)
+
+    err = err_bytes.decode()
+    code = process.returncode
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
+    assert err == ""
+    assert code == 141  # 128 + SIGPIPE, as a shell tool killed by the closed pipe
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["token"], ["instruments"], ["spike"]])
+def test_help_shows_no_markup(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert "usage: tickgate" in out
+    assert "``" not in out
+
+
+def test_the_load_tools_default_output_directory_is_ignored_by_git():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    if not os.path.isdir(os.path.join(root, ".git")) and not os.path.isfile(
+        os.path.join(root, ".git")
+    ):
+        pytest.skip("not a git checkout")
+
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "runs/fanout/result.json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, "runs/ is not in .gitignore"
+
+
+def test_token_refuses_an_unknown_scope_and_lists_the_known_ones(data_dir, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["token", "--account", "A", "--scope", "superuser"])
+
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert out == ""
+    assert "superuser" in err
+    for scope in ("read", "trade", "admin", "orders:write", "orders:read"):
+        assert scope in err
+
+
+def test_token_accepts_the_order_api_scopes(data_dir, capsys):
+    code = main(["token", "--account", "A", "--scope", "orders:write", "--scope", "orders:read"])
+    token = capsys.readouterr().out.strip()
+    verifier = TokenVerifier(load_or_create_dev_secret(data_dir), issuer="tickgate", leeway_s=0)
+
+    assert code == 0
+    assert verifier.verify(token, time.time()).scopes == {"orders:write", "orders:read"}

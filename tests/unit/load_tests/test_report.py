@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from load_tests.report import write_report
+from load_tests.report import build_figure, write_report
 from load_tests.result import (
     Latency,
     Phase,
@@ -235,3 +235,65 @@ def test_summary_tolerates_a_generator_without_figures(tmp_path: Path):
     assert "| Generator workers | - |" in summary
     assert "| Generator CPU max | - |" in summary
     assert "CPU-bound" not in summary
+
+
+# --- issue 14, item 15 ------------------------------------------------------------------
+
+
+def panel(figure: Any, ylabel: str) -> Any:
+    (ax,) = [ax for ax in figure.axes if ax.get_ylabel() == ylabel]
+    return ax
+
+
+def line_labels(ax: Any) -> list[str]:
+    return [line.get_label() for line in ax.get_lines()]
+
+
+def with_portfolio_and_failures(points: list[TimelinePoint]) -> list[TimelinePoint]:
+    return [
+        dataclasses.replace(
+            p,
+            portfolio_latency=Latency(count=10, p50=3.0, p99=9.0 + i, p999=9.5 + i, max=12.0),
+            gaps=i % 2,
+            errors=1 if i == 4 else 0,
+            closes=2 if i == 7 else 0,
+            connect_failures=1 if i == 0 else 0,
+        )
+        for i, p in enumerate(points)
+    ]
+
+
+def test_png_plots_the_portfolio_latency_beside_the_quotes():
+    result = run_result(timeline=with_portfolio_and_failures(timeline()))
+
+    latency = panel(build_figure(result), "latency (ms)")
+
+    assert {"p50", "p99", "p999", "portfolio p50", "portfolio p99", "portfolio p999"} <= set(
+        line_labels(latency)
+    )
+
+
+def test_png_has_a_failures_panel_with_each_kind_per_interval():
+    points = with_portfolio_and_failures(timeline())
+    result = run_result(timeline=points)
+
+    failures = panel(build_figure(result), "failures")
+
+    lines = {line.get_label(): list(line.get_ydata()) for line in failures.get_lines()}
+    assert lines["gaps"] == [float(i % 2) for i in range(10)]
+    assert lines["protocol errors"] == [1.0 if i == 4 else 0.0 for i in range(10)]
+    assert lines["server closes"] == [2.0 if i == 7 else 0.0 for i in range(10)]
+    assert lines["connect failures"] == [1.0 if i == 0 else 0.0 for i in range(10)]
+
+
+def test_png_memory_axis_starts_at_zero():
+    memory = panel(build_figure(run_result()), "RSS (MB)")
+
+    assert memory.get_ylim()[0] == 0.0
+
+
+def test_summary_shows_the_portfolio_latency(tmp_path: Path):
+    summary = summary_of(run_result(), tmp_path)
+
+    assert "| Portfolio latency p50 (ms) | 3.00 |" in summary
+    assert "| Portfolio latency p99 (ms) | 9.00 |" in summary
