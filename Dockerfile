@@ -30,14 +30,18 @@ RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 tickgate
 
 USER tickgate
-# Listen on every interface inside the container. No signing secret is baked
-# in: pass TICKGATE_AUTH_JWT_SECRET (or TICKGATE_AUTH_JWT_SECRET_FILE). Set
-# the port with TICKGATE_PORT, which the health check follows.
+# Listen on every interface inside the container: /ws and the dashboard on
+# TICKGATE_PORT (which the health check follows), the order API on
+# TICKGATE_API_PORT. No signing secret is baked in: pass
+# TICKGATE_AUTH_JWT_SECRET (or TICKGATE_AUTH_JWT_SECRET_FILE). The embedded
+# ledger lives in the data dir: mount a volume there to keep it.
 ENV TICKGATE_HOST=0.0.0.0 \
     TICKGATE_PORT=8000 \
+    TICKGATE_API_HOST=0.0.0.0 \
+    TICKGATE_API_PORT=8001 \
     TICKGATE_DATA_DIR=/home/tickgate/data
 
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('TICKGATE_PORT', '8000') + '/healthz', timeout=2)"]
 CMD ["tickgate", "run"]

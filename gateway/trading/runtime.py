@@ -343,6 +343,8 @@ def build_ledger_service(
         source = InboxSource(store)
     bank_path = None
     if not settings.ledger.is_postgres:
+        # The data dir holds the ledger and the bank: private to the service's user.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         bank_path = str(settings.data_dir / "bank.db")
     bank = SimulatedBank(bank_settings(settings.ledger, settings.simulator.seed), bank_path)
     service = LedgerService(

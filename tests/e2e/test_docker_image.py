@@ -194,6 +194,8 @@ async def test_the_image_file_set_installs_and_serves_healthz_on_the_configured_
         **image_env(),
         "TICKGATE_HOST": "127.0.0.1",
         "TICKGATE_PORT": str(port),
+        "TICKGATE_API_HOST": "127.0.0.1",
+        "TICKGATE_API_PORT": str(free_port()),
         "TICKGATE_DATA_DIR": str(tmp_path / "data"),
         "TICKGATE_AUTH_JWT_SECRET": TEST_SECRET,
         "TICKGATE_PORTFOLIO_DEMO_ACCOUNTS": "20",
@@ -212,6 +214,9 @@ async def test_the_image_file_set_installs_and_serves_healthz_on_the_configured_
 
         await poll_until(healthy, what="tickgate run from the image", timeout_s=60)
         is_running = process.returncode is None
+        if not is_running:
+            _, early = await process.communicate()
+            raise AssertionError(f"tickgate run ended early:\n{early.decode()[-3000:]}")
         passes = await asyncio.to_thread(health_check, venv, env)
         wrong_port = {**env, "TICKGATE_PORT": str(free_port())}
         fails = await asyncio.to_thread(health_check, venv, wrong_port)
