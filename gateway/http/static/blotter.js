@@ -8,8 +8,9 @@
 // and a snapshot brings only the open orders. So on every snapshot after
 // the first, the blotter re-reads what it may have missed through the
 // order API (GET /v1/orders?account_id=, newest first, page by page back to
-// the last event it saw; GET /v1/orders/{id} for orders it knew open that
-// are no longer; GET /v1/payments/{id} for payments it knew unsettled), and
+// a minute before the last event it saw; GET /v1/orders/{id} for orders it
+// knew open that are no longer; GET /v1/payments/{id} for payments it knew
+// unsettled), and
 // marks the gap in the activity list: fills that happened in it cannot be
 // re-read one by one (the API has no fills route), but each order's filled
 // quantity and average price are the ledger's. An order's state only moves
