@@ -348,6 +348,17 @@ async def test_an_account_that_is_not_a_demo_account_is_refused(
     assert answer.json()["detail"] == f"{refused} is not one of this gateway's demo accounts"
 
 
+async def test_the_routes_checks_come_before_the_apis_token_check(tmp_path):
+    async with running_gateway(proxy_settings(tmp_path), source=ScriptedSource()) as gw:
+        foreign = await via_proxy(
+            gw, "POST", "/v1/orders", token=None, body=buy(account="ACC-1"), key="c-1"
+        )
+        demo = await via_proxy(gw, "POST", "/v1/orders", token=None, body=buy(), key="c-2")
+
+    assert problem(foreign) == (403, "not_a_demo_account")
+    assert problem(demo) == (401, "token_missing")
+
+
 async def test_another_demo_account_than_the_tokens_is_the_apis_refusal(tmp_path):
     async with running_gateway(proxy_settings(tmp_path), source=ScriptedSource()) as gw:
         token = await demo_token(gw)
