@@ -241,6 +241,16 @@ async def test_the_key_and_the_media_type_reach_the_api(tmp_path, headers, key, 
     assert problem(answer) == expected
 
 
+async def test_a_query_the_route_cannot_read_is_left_for_the_api_to_refuse(tmp_path):
+    async with running_gateway(proxy_settings(tmp_path), source=ScriptedSource()) as gw:
+        token = await demo_token(gw)
+        # 17 fields: more than the API parses (and than the route reads).
+        query = "&".join([f"account_id={ACCOUNT}", *(f"f{n}=1" for n in range(16))])
+        answer = await via_proxy(gw, "GET", f"/v1/orders?{query}", token=token)
+
+    assert problem(answer) == (400, "query_param_invalid")
+
+
 async def test_a_body_over_the_apis_bound_is_refused_by_the_api(tmp_path):
     settings = proxy_settings(tmp_path, api={"max_body_bytes": 256})
     async with running_gateway(settings, source=ScriptedSource()) as gw:
