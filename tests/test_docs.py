@@ -23,7 +23,8 @@ DOCS = ROOT / "docs"
 # The example of an unknown key, and a removed key its migration note names.
 EXAMPLE_KEYS = {"TICKGATE_FOO", "TICKGATE_RISK_MIN_SAMPLES"}
 SETTINGS_KEY = r"\bTICKGATE_[A-Z][A-Z0-9_]*[A-Z0-9]\b"
-ERROR_CLASSES = {"ProtocolError": 0, "AuthError": 0, "HttpError": 1}  # position of the code
+# The position of the code; a ProblemType is a problem+json code of a gateway route.
+ERROR_CLASSES = {"ProtocolError": 0, "AuthError": 0, "HttpError": 1, "ProblemType": 0}
 
 
 def doc_text() -> str:
@@ -129,14 +130,21 @@ def test_reader_finds_codes_passed_to_errors_and_built_as_error_dicts():
         'e = AuthError(code, "variable codes are not literal")\n'
         'm = {"type": "error", "code": "too_many_errors"}\n'
         'n = {"type": "pong", "code": "not_an_error"}\n'
+        'P = ProblemType("route_not_proxied", 404, "title")\n'
     )
 
-    assert sorted(error_codes_in(source)) == ["bad_json", "too_many_errors", "unknown_account"]
+    assert sorted(error_codes_in(source)) == [
+        "bad_json",
+        "route_not_proxied",
+        "too_many_errors",
+        "unknown_account",
+    ]
 
 
 def test_the_readers_find_what_they_look_for():
     assert "TICKGATE_WS_MAX_INBOUND_BYTES" in code_settings_keys()
     assert "TICKGATE_WS_MAX_INBOUND_BYTES" in documented_settings_keys()
-    assert {"bad_json", "token_missing", "spike_unavailable"} <= code_error_codes()
-    assert {"bad_json", "token_missing", "spike_unavailable"} <= documented_error_codes()
+    found = {"bad_json", "token_missing", "spike_unavailable", "demo_token_required"}
+    assert found <= code_error_codes()
+    assert found <= documented_error_codes()
     assert {"1000", "4008"} <= code_close_codes() & documented_close_codes()

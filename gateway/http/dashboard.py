@@ -11,10 +11,15 @@ needs nothing from the server beyond these routes:
   browser revalidates (a ``304``) instead of running an old script after an
   upgrade;
 - ``GET /dashboard/config``: what the page needs to know about this gateway
-  (demo mode, the demo accounts, the heartbeat interval);
-- ``POST /dashboard/token``, in demo mode only: a short-lived token that
-  reads one seeded demo account, or a 30-second ``admin`` token for the
-  simulator spike. The signing secret stays here; only tokens leave.
+  (demo mode, the demo accounts, whether the order panels work, the
+  heartbeat interval);
+- ``POST /dashboard/token``, in demo mode only: a short-lived token for one
+  seeded demo account (its ``portfolio`` and ``orders`` channels, and its
+  orders and payments through the route below), or a 30-second ``admin``
+  token for the simulator spike. The signing secret stays here; only
+  tokens leave;
+- ``/dashboard/api/{path}``, in demo mode only: the order API for the
+  page's ticket and blotter, same-origin (``dashboardproxy.py``).
 """
 
 from __future__ import annotations
@@ -35,11 +40,15 @@ from starlette.routing import BaseRoute, Route
 from gateway.auth import ADMIN_SCOPE, READ_SCOPE, issue_token
 from gateway.devsecret import jwt_secret
 from gateway.errors import HttpError
+from gateway.http.dashboardproxy import PROXY_METHODS, PROXY_PREFIX, OrderApiProxy
 from gateway.marketdata.simulator import SimulatorSource
 from gateway.service import Gateway
 from gateway.settings import DashboardSettings, Settings
+from orders.api import READ_SCOPE as ORDERS_READ_SCOPE
+from orders.api import WRITE_SCOPE as ORDERS_WRITE_SCOPE
 
 __all__ = [
+    "ACCOUNT_TOKEN_SCOPES",
     "CONTENT_SECURITY_POLICY",
     "DEMO_SUBJECT",
     "SPIKE_TOKEN_TTL_S",
@@ -73,6 +82,10 @@ DEMO_SUBJECT: Final = "dashboard-demo"
 """The ``sub`` of every demo token: one subject, so a page can renew its token
 with ``auth`` (the protocol refuses a renewal for another subject) and switch
 accounts by renewing."""
+
+ACCOUNT_TOKEN_SCOPES: Final = (READ_SCOPE, ORDERS_READ_SCOPE, ORDERS_WRITE_SCOPE)
+"""The scopes of a demo account token: the account's ``portfolio`` and ``orders``
+channels (``read``), and its orders and payments through ``/dashboard/api``."""
 
 SPIKE_TOKEN_TTL_S: Final = 30.0
 """Lifetime of a demo ``admin`` token: long enough for one spike request."""
@@ -135,12 +148,22 @@ def dashboard_routes(settings: Settings) -> list[BaseRoute]:
     ]
     if is_demo:
         minter = _DemoTokens(jwt_secret(settings), dashboard, issuer=settings.auth.issuer)
-        routes.append(Route("/dashboard/token", minter.handle, methods=["POST"]))
+        proxy = OrderApiProxy(
+            demo_subject=DEMO_SUBJECT,
+            demo_accounts=_demo_accounts,
+            max_body_bytes=settings.api.max_body_bytes,
+        )
+        routes += [
+            Route("/dashboard/token", minter.handle, methods=["POST"]),
+            Route(f"{PROXY_PREFIX}/{{path:path}}", proxy.handle, methods=PROXY_METHODS),
+        ]
     logger.info(
         "dashboard at http://%s:%d/ (demo mode %s)",
         settings.host,
         settings.port,
-        "on: /dashboard/token hands out demo tokens" if is_demo else "off",
+        "on: /dashboard/token hands out demo tokens, /dashboard/api reaches the order API"
+        if is_demo
+        else "off",
     )
     return routes
 
@@ -207,6 +230,7 @@ class _ConfigEndpoint:
             {
                 "demo": self._is_demo,
                 "spike": self._is_demo and isinstance(gateway.source, SimulatorSource),
+                "orders": self._is_demo and gateway.trading.entry is not None,
                 "accounts": accounts[:_CONFIG_ACCOUNTS],
                 "accounts_total": len(accounts),
                 "anonymous_quotes": self._settings.auth.allow_anonymous_quotes,
@@ -217,7 +241,8 @@ class _ConfigEndpoint:
 
 
 class _DemoTokens:
-    # POST /dashboard/token: {"account": "DEMO-0001"} or {"scope": "admin"}.
+    # POST /dashboard/token: {"account": "DEMO-0001"} (optionally "scope": "read"),
+    # or {"scope": "admin"}.
 
     def __init__(self, secret: str, settings: DashboardSettings, *, issuer: str) -> None:
         self._secret = secret
@@ -236,6 +261,7 @@ class _DemoTokens:
             raise HttpError(400, "bad_json", "body is not valid JSON") from None
         scope, account = _parse_token_request(spec)
         gateway = _gateway(request)
+        scopes: tuple[str, ...] = (scope,) if scope is not None else ACCOUNT_TOKEN_SCOPES
         if scope == ADMIN_SCOPE:
             if not isinstance(gateway.source, SimulatorSource):
                 raise HttpError(
@@ -253,7 +279,7 @@ class _DemoTokens:
             self._secret,
             subject=DEMO_SUBJECT,
             accounts=accounts,
-            scopes=[scope],
+            scopes=scopes,
             ttl_s=ttl_s,
             now_s=now_s,
             issuer=self._issuer,
@@ -264,25 +290,26 @@ class _DemoTokens:
                 "token": token,
                 "sub": DEMO_SUBJECT,
                 "accounts": accounts,
-                "scopes": [scope],
+                "scopes": sorted(scopes),
                 "exp": int(now_s + ttl_s),
             },
         )
 
 
-def _parse_token_request(spec: object) -> tuple[str, str | None]:
-    # (scope, account); raises HttpError naming the first problem.
+def _parse_token_request(spec: object) -> tuple[str | None, str | None]:
+    # (scope, account): scope None asks for an account token with
+    # ACCOUNT_TOKEN_SCOPES. Raises HttpError naming the first problem.
     if not isinstance(spec, dict):
         raise HttpError(400, "bad_request", "body must be a JSON object")
     unknown = set(spec) - {"account", "scope"}
     if unknown:
         raise HttpError(400, "bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
-    scope, account = spec.get("scope", READ_SCOPE), spec.get("account")
+    scope, account = spec.get("scope"), spec.get("account")
     if scope == ADMIN_SCOPE:
         if account is not None:
             raise HttpError(400, "bad_request", "an admin token reads no account")
         return scope, None
-    if scope != READ_SCOPE:
+    if scope is not None and scope != READ_SCOPE:
         raise HttpError(400, "bad_request", f"scope must be read or admin, was {scope!r:.64}")
     if not isinstance(account, str) or not account:
         raise HttpError(400, "bad_request", "account must be a non-empty string")

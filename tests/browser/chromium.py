@@ -43,7 +43,7 @@ async def chromium(profile_dir: Path) -> AsyncIterator[BrowserContext]:
             executable_path=executable,
             headless=True,
             args=list(CHROMIUM_ARGS),
-            viewport={"width": 1600, "height": 1000},
+            viewport={"width": 1600, "height": 1200},
         )
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         try:

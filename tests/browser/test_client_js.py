@@ -8,46 +8,22 @@ and delay is the test's choice. Expected values come from docs/protocol.md.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Page, Route
+from playwright.async_api import Page
 
-from gateway.http.dashboard import STATIC_DIR
-from tests.browser.chromium import PageErrors, chromium
+from tests.browser.scripted import scripted_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-ORIGIN = "http://tickgate.test"
-FAKES = Path(__file__).with_name("fakes.js")
-
-
-async def _serve(route: Route) -> None:
-    path = urllib.parse.urlsplit(route.request.url).path
-    if path == "/":
-        await route.fulfill(body="<!doctype html><title>t</title>", content_type="text/html")
-    elif path == "/fakes.js":
-        await route.fulfill(path=FAKES, content_type="text/javascript")
-    elif path.startswith("/static/") and (STATIC_DIR / path.removeprefix("/static/")).is_file():
-        file = STATIC_DIR / path.removeprefix("/static/")
-        await route.fulfill(path=file, content_type="text/javascript")
-    else:
-        await route.fulfill(status=404, body="")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def page(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Page]:
-    async with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
-        page = await context.new_page()
-        errors = PageErrors(page)
-        await page.route(f"{ORIGIN}/**", _serve)
-        await page.goto(f"{ORIGIN}/")
+    async with scripted_page(tmp_path_factory.mktemp("chromium-profile")) as page:
         yield page
-        assert errors.messages == []
 
 
 async def run(page: Page, body: str) -> Any:
@@ -167,6 +143,41 @@ async def test_client_sends_auth_first_then_subscribes_each_channel(page):
         {"op": "subscribe", "channel": "quotes", "symbols": ["AAPL", "MSFT"], "id": 2},
         {"op": "subscribe", "channel": "portfolio", "accounts": ["DEMO-0001"], "id": 3},
     ]
+
+
+async def test_client_names_the_accounts_of_the_orders_channel_as_on_portfolio(page):
+    result = await run(
+        page,
+        """
+        const h = await f.harness(GatewayClient);
+        const seen = [];
+        h.client.on("orders", (m) => seen.push(m));
+        h.client.subscribe("orders", ["DEMO-0001"]);
+        h.client.start();
+        await f.settle();
+        const sock = f.FakeSocket.last();
+        sock.open();
+        sock.deliver(
+          { type: "subscribed", channel: "orders", keys: ["DEMO-0001"], epoch: f.EPOCH, id: 2 },
+          f.snapshot("orders", "DEMO-0001", 4, { orders: [] }),
+          f.update("orders", "DEMO-0001", 5, { event: "order" }),
+          f.update("orders", "DEMO-0001", 7, { event: "fill" }),  // 6 is missing
+        );
+        h.client.unsubscribe("orders", ["DEMO-0001"]);
+        return { sent: strip(sock.sent), seen: seen.map((m) => [m.type, m.seq ?? null]),
+                 gaps: h.client.status().gaps };
+        """,
+    )
+
+    assert result["sent"] == [
+        {"op": "auth", "token": "T1"},
+        {"op": "subscribe", "channel": "orders", "accounts": ["DEMO-0001"]},
+        # The gap: the key is subscribed again for a fresh snapshot.
+        {"op": "subscribe", "channel": "orders", "accounts": ["DEMO-0001"]},
+        {"op": "unsubscribe", "channel": "orders", "accounts": ["DEMO-0001"]},
+    ]
+    assert result["seen"] == [["subscribed", None], ["snapshot", 4], ["update", 5]]
+    assert result["gaps"] == 1
 
 
 async def test_client_subscribes_many_keys_in_messages_of_at_most_64(page):

@@ -9,60 +9,21 @@ that the page logged no console error (a CSP violation would be one).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from playwright.async_api import Page
 
 from gateway.marketdata.simulator import SimulatorSource
-from gateway.settings import Settings
 from gateway.ws import closecodes
-from tests.browser.chromium import PageErrors, chromium
-from tests.builders import make_settings, make_token
-from tests.harness import RunningGateway, http, running_gateway
+from tests.browser.live import dashboard_settings, open_dashboard, wait_live
+from tests.builders import make_token
+from tests.harness import http, running_gateway
 from tests.servers import free_port
 
 # Each test takes a few seconds (a browser, a gateway, and live data to wait for).
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
-
-# Each of the 100 default rows ticks about once a second at this rate: enough
-# to watch, and light on a loaded machine. Risk samples ten times a second,
-# so its model warms up within seconds.
-TICK_RATE_PER_S = 500.0
-
-
-def dashboard_settings(tmp_path: Path, **sections: Any) -> Settings:
-    return make_settings(
-        tmp_path,
-        simulator={"tick_rate_per_s": TICK_RATE_PER_S},
-        risk={"interval_ms": 100},
-        **sections,
-    )
-
-
-@dataclasses.dataclass
-class OpenPage:
-    page: Page
-    errors: PageErrors
-
-
-@contextlib.asynccontextmanager
-async def open_dashboard(gw: RunningGateway, tmp_path: Path) -> AsyncIterator[OpenPage]:
-    async with chromium(tmp_path / "chromium-profile") as context:
-        page = await context.new_page()
-        errors = PageErrors(page)
-        await page.goto(f"{gw.url}/")
-        yield OpenPage(page, errors)
-
-
-async def wait_live(page: Page) -> None:
-    await page.wait_for_selector("#badge[data-state='live']")
 
 
 async def displayed_bids(page: Page) -> dict[str, str]:

@@ -158,6 +158,7 @@ async def test_config_in_demo_mode_lists_the_demo_accounts_and_offers_the_spike(
     assert headers["cache-control"] == "no-store"
     assert config["demo"] is True
     assert config["spike"] is True
+    assert config["orders"] is True
     assert config["accounts"] == [f"DEMO-{n:04d}" for n in range(1, 51)]
     assert config["accounts_total"] == 50
     assert config["heartbeat_interval_s"] == 5.0
@@ -192,13 +193,14 @@ async def test_config_outside_demo_mode_lists_no_accounts(tmp_path):
 
     config = orjson.loads(body)
     assert (config["demo"], config["spike"], config["accounts"]) == (False, False, [])
+    assert config["orders"] is False
     assert config["accounts_total"] == 0
 
 
 # --- POST /dashboard/token -------------------------------------------------------------
 
 
-async def test_demo_token_reads_the_asked_demo_account_only(tmp_path):
+async def test_demo_token_reads_and_trades_the_asked_demo_account_only(tmp_path):
     async with running_gateway(make_settings(tmp_path), source=ScriptedSource()) as gw:
         before_s = time.time()
         status, issued = await token_request(gw, {"account": "DEMO-0003"})
@@ -208,6 +210,9 @@ async def test_demo_token_reads_the_asked_demo_account_only(tmp_path):
         own, _ = await http("GET", f"{gw.url}/v1/accounts/DEMO-0003", token=token)
         other, _ = await http("GET", f"{gw.url}/v1/accounts/DEMO-0004", token=token)
         spike, _ = await http("POST", f"{gw.url}/admin/spike", body=b"{}", token=token)
+        orders, _ = await http("GET", f"{gw.api_url}/v1/orders?account_id=DEMO-0003", token=token)
+        others, _ = await http("GET", f"{gw.api_url}/v1/orders?account_id=DEMO-0004", token=token)
+        state, _ = await http("GET", f"{gw.api_url}/admin/trading-state", token=token)
 
     principal = verifier().verify(token, time.time())
     assert status == 200
@@ -215,14 +220,29 @@ async def test_demo_token_reads_the_asked_demo_account_only(tmp_path):
     assert (issued["sub"], issued["accounts"], issued["scopes"]) == (
         "dashboard-demo",
         ["DEMO-0003"],
-        ["read"],
+        ["orders:read", "orders:write", "read"],
     )
     assert principal.subject == "dashboard-demo"
     assert principal.accounts == {"DEMO-0003"}
-    assert principal.scopes == {"read"}
+    assert principal.scopes == {"read", "orders:read", "orders:write"}
     assert int(before_s + 300) <= principal.expires_at_s <= int(after_s + 300)
     assert principal.expires_at_s == issued["exp"]
     assert (own, other, spike) == (200, 403, 403)
+    assert (orders, others, state) == (200, 403, 403)
+
+
+async def test_a_demo_token_asked_with_the_read_scope_only_reads(tmp_path):
+    async with running_gateway(make_settings(tmp_path), source=ScriptedSource()) as gw:
+        status, issued = await token_request(gw, {"account": "DEMO-0003", "scope": "read"})
+        token = issued["token"]
+        assert isinstance(token, str)
+        own, _ = await http("GET", f"{gw.url}/v1/accounts/DEMO-0003", token=token)
+        orders, _ = await http("GET", f"{gw.api_url}/v1/orders?account_id=DEMO-0003", token=token)
+
+    assert status == 200
+    assert issued["scopes"] == ["read"]
+    assert verifier().verify(token, time.time()).scopes == {"read"}
+    assert (own, orders) == (200, 403)
 
 
 async def test_demo_token_lifetime_follows_its_setting(tmp_path):

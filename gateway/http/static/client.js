@@ -17,7 +17,7 @@ export const FAILED = "failed";
 export const STOPPED = "stopped";
 
 // The field that names the keys of each channel in subscribe and unsubscribe.
-const KEY_FIELD = { quotes: "symbols", portfolio: "accounts" };
+const KEY_FIELD = { quotes: "symbols", portfolio: "accounts", orders: "accounts" };
 // Keys per subscribe message, well within the 16 KiB inbound limit.
 const CHUNK_KEYS = 64;
 // A connection that stayed open this long was a success: the backoff restarts.

@@ -3,10 +3,13 @@
 
 import { DemoTokens, PastedToken, fetchConfig, fetchInstruments, triggerSpike } from "./api.js";
 import { ConnectionBadge, LatencyMeter } from "./badge.js";
+import { Blotter } from "./blotter.js";
 import { PnlChart } from "./chart.js";
 import { GatewayClient } from "./client.js";
+import { OrderApi } from "./orderapi.js";
 import { PortfolioView } from "./portfolio.js";
 import { QuotesGrid } from "./quotes.js";
+import { LastRequest, OrderTicket, PaymentForm } from "./ticket.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,6 +51,23 @@ async function main() {
     client,
     new PnlChart($("pnl-chart")),
   );
+  // The order API through /dashboard/api (demo mode, with the account's
+  // demo token); outside demo mode the page cannot reach it.
+  const api = config.orders ? new OrderApi(() => tokens.token()) : null;
+  const blotter = new Blotter(
+    {
+      root: $("blotter"),
+      orders: $("blotter-orders"),
+      activity: $("blotter-activity"),
+      count: $("blotter-count"),
+      notice: $("blotter-notice"),
+    },
+    client,
+    api,
+  );
+  if (api !== null) {
+    wireTicket(api, instruments, () => portfolio.account, () => portfolio.currency ?? null);
+  }
 
   // The account: in demo mode any demo account, with a demo token for it;
   // otherwise an account of the token the person pastes.
@@ -57,8 +77,11 @@ async function main() {
     }
     if (portfolio.account !== null) {
       client.unsubscribe("portfolio", [portfolio.account]);
+      client.unsubscribe("orders", [portfolio.account]);
     }
     portfolio.show(account);
+    blotter.show(account);
+    setText($("ticket-account"), account ?? "");
     if (account === null) {
       return;
     }
@@ -75,6 +98,7 @@ async function main() {
     // Another account may have been chosen while this one's token came.
     if (portfolio.account === account) {
       client.subscribe("portfolio", [account]);
+      client.subscribe("orders", [account]);
     }
   }
 
@@ -113,7 +137,49 @@ async function main() {
     wireSpike($("spike"), $("spike-status"));
   }
   client.start();
-  globalThis.tickgate = { client, latency, portfolio };
+  globalThis.tickgate = { client, latency, portfolio, blotter };
+}
+
+// Demo mode: the order ticket and the payments form, sharing the last
+// request and its "Send again".
+function wireTicket(api, instruments, account, currency) {
+  $("ticket").hidden = false;
+  const last = new LastRequest(
+    {
+      root: $("last-request"),
+      what: $("last-request").querySelector("[data-part=what]"),
+      key: $("last-request").querySelector("[data-part=key]"),
+      answer: $("last-request").querySelector("[data-part=answer]"),
+      replay: $("last-request").querySelector("[data-part=replay]"),
+      again: $("send-again"),
+    },
+    api,
+  );
+  new OrderTicket(
+    {
+      form: $("order-form"),
+      symbol: $("order-symbol"),
+      symbols: $("symbols"),
+      quantity: $("order-quantity"),
+      type: $("order-type"),
+      limit: $("order-limit"),
+      tif: $("order-tif"),
+      hint: $("order-hint"),
+    },
+    last,
+    { instruments, account },
+  );
+  new PaymentForm(
+    {
+      form: $("payment-form"),
+      kind: $("payment-kind"),
+      amount: $("payment-amount"),
+      currency: $("payment-currency"),
+      reference: $("payment-reference"),
+    },
+    last,
+    { account, currency },
+  );
 }
 
 // Demo mode: the button starts a simulator spike (the defaults of
