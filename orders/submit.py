@@ -233,7 +233,7 @@ class Submitter:
                     f"account {attempt.parsed.account_id} exceeds "
                     f"{self._settings.risk.submit_rate_per_s} submits/s; denied, not queued"
                 ),
-                retry_after_s=max(1, -(-wait_ns // NS_PER_S)),
+                retry_after_s=int(max(1, -(-wait_ns // NS_PER_S))),
             )
         try:
             decision = await self._assess(attempt)
