@@ -9,6 +9,7 @@ to its key), and each component receives only its own section.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -749,7 +750,8 @@ class Settings:
     }
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Path("~/.local/share/tickgate")
+    # Expanded here too: Settings() built in code must not mean a directory named "~".
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: int = 10
     server: ServerSettings = field(default_factory=ServerSettings)

@@ -40,16 +40,27 @@ class SimulatedBank:
     def __init__(self, settings: BankSettings, path: str | None = None) -> None:
         self._settings = settings
         self._rng = random.Random(settings.seed)
-        self._db = sqlite3.connect(path or ":memory:", isolation_level=None)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS transfers (transfer_id TEXT PRIMARY KEY, "
-            "account_id TEXT, amount_minor INTEGER, currency TEXT, status TEXT, "
-            "visible_at_s REAL)"
-        )
+        self._path = path or ":memory:"
+        self._conn: sqlite3.Connection | None = None
         self.sends = 0
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # Opened on first use: a bank built into an app that never starts holds nothing.
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS transfers (transfer_id TEXT PRIMARY KEY, "
+                "account_id TEXT, amount_minor INTEGER, currency TEXT, status TEXT, "
+                "visible_at_s REAL)"
+            )
+            self._conn = conn
+        return self._conn
+
     def close(self) -> None:
-        self._db.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def send(
         self, transfer_id: str, account_id: str, amount_minor: int, currency: str
