@@ -289,7 +289,7 @@ async def _settled(dsn: str, n: int) -> bool:
                        "AND kind = 'withdrawal'") >= n  # fmt: skip
 
 
-async def _fetch(dsn: str, sql: str) -> list:
+async def _fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
         return list(await conn.fetch(sql))
