@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rail-lost-reply-rate", type=float, default=0.0)
     parser.add_argument("--rail-failure-rate", type=float, default=0.0)
     parser.add_argument("--rail-seed", type=int, default=0)
+    parser.add_argument("--rail-latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--rail-settle-after-ms",
+        type=float,
+        default=50.0,
+        help="when a lost reply's transfer becomes visible at the bank",
+    )
     parser.add_argument("--static-quotes", action="store_true")
     parser.add_argument("--open-accounts", type=int, default=0, help="seed ACC-0001.. with USD")
     parser.add_argument("--open-cash", default="1000000")
@@ -73,6 +80,8 @@ async def _run(args: argparse.Namespace, master: InstrumentMaster) -> None:
         BankSettings(
             failure_rate=args.rail_failure_rate,
             lost_reply_rate=args.rail_lost_reply_rate,
+            latency_ms=args.rail_latency_ms,
+            settle_after_ms=args.rail_settle_after_ms,
             seed=args.rail_seed,
         ),
         args.rail_db,

@@ -53,9 +53,11 @@ from ledger.journal import Batch, OrderRow, PaymentRow, account_deltas, chain_ha
 from ledger.migrations import migrations
 from ledger.money import Asset
 from ledger.state import Balance
+from ledger.statement import parse_entry_cursor, statement_page
 from ledger.store import (
     CommitResult,
     DeadLetter,
+    EntryPage,
     InboxMessage,
     OutboxEvent,
     SnapshotRows,
@@ -485,6 +487,59 @@ class PostgresLedgerStore:
                 f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1", payment_id
             )
         return None if row is None else payment_from_row(row).record
+
+    async def account_entries(
+        self, account_id: AccountId, *, asset: Asset | None, cursor: str | None, limit: int
+    ) -> EntryPage | None:
+        before = None if cursor is None else parse_entry_cursor(cursor)
+        # One snapshot: the materialised balances and the entries posted after the page agree.
+        async with (
+            self._conn() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            if (
+                await conn.fetchval("SELECT 1 FROM clients WHERE account_id = $1", account_id)
+                is None
+            ):
+                return None
+            sql, args = "SELECT id, balance FROM accounts WHERE owner = $1", [str(account_id)]
+            if asset is not None:
+                sql += " AND asset = $2"
+                args.append(asset)
+            balances: dict[int, int] = {i: b for i, b in await conn.fetch(sql, *args)}
+            if not balances:
+                return EntryPage([], None)
+            page_args: list[object] = [list(balances)]
+            where = "e.account_id = ANY($1::bigint[])"
+            if before is not None:
+                page_args += list(before)
+                where += " AND (e.seq, e.n) < ($2, $3)"
+            page_args.append(limit + 1)
+            rows = await conn.fetch(
+                "SELECT e.seq, e.n, e.account_id, e.asset, e.amount, t.transfer_id, t.kind, "
+                f"t.ts_posted FROM entries e JOIN transactions t ON t.seq = e.seq WHERE {where} "
+                f"ORDER BY e.seq DESC, e.n DESC LIMIT ${len(page_args)}",
+                *page_args,
+            )
+            if not rows:
+                return EntryPage([], None)
+            top_seq, top_n = rows[0][0], rows[0][1]
+            on_page = sorted({r[2] for r in rows[:limit]})
+            later = {
+                a: int(total)
+                for a, total in await conn.fetch(
+                    "SELECT account_id, sum(amount) FROM entries WHERE account_id = "
+                    "ANY($1::bigint[]) AND (seq, n) > ($2, $3) GROUP BY account_id",
+                    on_page,
+                    top_seq,
+                    top_n,
+                )
+            }
+        return statement_page(
+            [tuple(r) for r in rows],
+            {a: balances[a] - later.get(a, 0) for a in on_page},
+            limit,
+        )
 
     # --- outbox, inbox, dead letters --------------------------------------------------------
 

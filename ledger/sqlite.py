@@ -51,9 +51,11 @@ from ledger.journal import Batch, OrderRow, PaymentRow, account_deltas, chain_ha
 from ledger.migrations import migrations
 from ledger.money import Asset
 from ledger.state import Balance
+from ledger.statement import parse_entry_cursor, statement_page
 from ledger.store import (
     CommitResult,
     DeadLetter,
+    EntryPage,
     InboxMessage,
     OutboxEvent,
     SnapshotRows,
@@ -473,6 +475,54 @@ class SqliteLedgerStore:
             f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,)
         ).fetchone()
         return None if row is None else payment_from_row(row).record
+
+    async def account_entries(
+        self, account_id: AccountId, *, asset: Asset | None, cursor: str | None, limit: int
+    ) -> EntryPage | None:
+        after = None if cursor is None else parse_entry_cursor(cursor)
+        return await self._run(self._account_entries, account_id, asset, after, limit)
+
+    def _account_entries(
+        self, account_id: str, asset: str | None, before: tuple[int, int] | None, limit: int
+    ) -> EntryPage | None:
+        # One call on the store's only thread: no commit lands between these reads.
+        db = self._db
+        if (
+            db.execute("SELECT 1 FROM clients WHERE account_id = ?", (account_id,)).fetchone()
+            is None
+        ):
+            return None
+        sql, args = "SELECT id, balance FROM accounts WHERE owner = ?", [account_id]
+        if asset is not None:
+            sql += " AND asset = ?"
+            args.append(asset)
+        balances: dict[int, int] = dict(db.execute(sql, args).fetchall())
+        if not balances:
+            return EntryPage([], None)
+        marks = ", ".join("?" * len(balances))
+        where, page_args = f"e.account_id IN ({marks})", list(balances)
+        if before is not None:
+            where += " AND (e.seq < ? OR (e.seq = ? AND e.n < ?))"
+            page_args += [before[0], before[0], before[1]]
+        rows = db.execute(
+            "SELECT e.seq, e.n, e.account_id, e.asset, e.amount, t.transfer_id, t.kind, "
+            f"t.ts_posted FROM entries e JOIN transactions t ON t.seq = e.seq WHERE {where} "
+            "ORDER BY e.seq DESC, e.n DESC LIMIT ?",
+            [*page_args, limit + 1],
+        ).fetchall()
+        if not rows:
+            return EntryPage([], None)
+        top_seq, top_n = rows[0][0], rows[0][1]
+        on_page = sorted({r[2] for r in rows[:limit]})
+        later = dict(
+            db.execute(
+                "SELECT account_id, sum(amount) FROM entries WHERE account_id IN "
+                f"({', '.join('?' * len(on_page))}) AND (seq > ? OR (seq = ? AND n > ?)) "
+                "GROUP BY account_id",
+                [*on_page, top_seq, top_seq, top_n],
+            ).fetchall()
+        )
+        return statement_page(rows, {a: balances[a] - later.get(a, 0) for a in on_page}, limit)
 
     # --- outbox, inbox, dead letters --------------------------------------------------------
 

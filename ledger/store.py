@@ -24,11 +24,13 @@ from orders.views import OrderPage, OrderRecord, OrderStatus, PaymentRecord
 __all__ = [
     "CommitResult",
     "DeadLetter",
+    "EntryPage",
     "InboxMessage",
     "LedgerStore",
     "OutboxEvent",
     "SnapshotRows",
     "StoredClient",
+    "StoredEntry",
     "StoredPosition",
 ]
 
@@ -75,6 +77,32 @@ class SnapshotRows:
     clients: Sequence[StoredClient]
     day_fills: Sequence[tuple[AccountId, str, int, Decimal]]
     ledger_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One entry of a client's ledger account, with that account's balance just after it.
+
+    ``amount`` and ``balance_after`` are minor units (cash) or quantity units
+    (a position); ``leg`` is the entry's number within its transaction.
+    """
+
+    seq: int
+    leg: int
+    transfer_id: str
+    kind: str
+    asset: Asset
+    amount: int
+    balance_after: int
+    ts_posted: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    """One page of a client's entries, newest first; ``next_cursor`` is None on the last."""
+
+    entries: Sequence[StoredEntry]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +184,17 @@ class LedgerStore(Protocol):
     ) -> OrderPage: ...
 
     async def get_payment(self, payment_id: PaymentId) -> PaymentRecord | None: ...
+
+    async def account_entries(
+        self, account_id: AccountId, *, asset: Asset | None, cursor: str | None, limit: int
+    ) -> EntryPage | None:
+        """The client's entries newest first, with running balances (``ledger.statement``).
+
+        Every asset of the client, or only ``asset``; ``cursor`` is a previous
+        page's ``next_cursor`` (``ValueError`` if no page handed it out). None
+        when the ledger holds no client ``account_id``.
+        """
+        ...
 
     async def unsent_events(self, limit: int) -> list[OutboxEvent]:
         """The oldest events the relay has not marked sent."""

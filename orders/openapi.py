@@ -29,6 +29,29 @@ from orders.routes import GLOBAL_PROBLEMS, RouteSpec
 __all__ = ["ORDER_SCHEMAS", "openapi_document"]
 
 _DECIMAL: Final = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+_LEDGER_ENTRY: Final = {
+    "type": "object",
+    "required": [
+        "seq",
+        "leg",
+        "transfer_id",
+        "kind",
+        "asset",
+        "amount",
+        "balance",
+        "posted_at",
+    ],
+    "properties": {
+        "seq": {"type": "integer", "description": "The ledger transaction's sequence number."},
+        "leg": {"type": "integer", "description": "The entry's number within its transaction."},
+        "transfer_id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["deposit", "withdrawal", "fill"]},
+        "asset": {"type": "string", "description": "`cash:<currency>` or `inst:<symbol>`."},
+        "amount": _DECIMAL,
+        "balance": {**_DECIMAL, "description": "The asset's balance just after this entry."},
+        "posted_at": {"type": "string", "format": "date-time"},
+    },
+}
 _ACCOUNT_SCHEMAS: Final[Mapping[str, Mapping[str, object]]] = {
     "Balances": {
         "type": "object",
@@ -72,6 +95,15 @@ _ACCOUNT_SCHEMAS: Final[Mapping[str, Mapping[str, object]]] = {
                     },
                 },
             },
+        },
+    },
+    "LedgerPage": {
+        "type": "object",
+        "required": ["account_id", "data", "next_cursor"],
+        "properties": {
+            "account_id": {"type": "string"},
+            "data": {"type": "array", "items": _LEDGER_ENTRY},
+            "next_cursor": {"type": ["string", "null"]},
         },
     },
 }

@@ -343,6 +343,43 @@ ACCOUNT_ROUTES: Final[tuple[RouteSpec, ...]] = (
         success=(Success(200, "The positions.", "Positions"),),
         problems=_ACCOUNT_READ_PROBLEMS,
     ),
+    RouteSpec(
+        operation="get_ledger",
+        method="GET",
+        path="/v1/accounts/{account_id}/ledger",
+        summary="An account's ledger entries with running balances",
+        description="Every entry posted to the account's ledger accounts (cash per currency, "
+        "a position per instrument), newest first, each with its transaction and the balance "
+        "of its asset just after it; exact decimal strings. One page at a time: pass "
+        "`next_cursor` as `cursor` for the next page (null on the last page).",
+        scope=READ_SCOPE,
+        parameters=(
+            _ACCOUNT_ID,
+            Parameter(
+                "asset",
+                "query",
+                "Only this asset: `cash:<currency>` or `inst:<symbol>`.",
+                {"type": "string", "pattern": "^(cash|inst):.+$"},
+                required=False,
+            ),
+            Parameter(
+                "cursor",
+                "query",
+                "The `next_cursor` of the previous page.",
+                {"type": "string"},
+                required=False,
+            ),
+            Parameter(
+                "limit",
+                "query",
+                "Page size (default 50).",
+                {"type": "integer", "minimum": 1, "maximum": 200},
+                required=False,
+            ),
+        ),
+        success=(Success(200, "One page of entries.", "LedgerPage"),),
+        problems=(*_ACCOUNT_READ_PROBLEMS, p.QUERY_PARAM_INVALID),
+    ),
 )
 """The ledger's account routes: the HTTP adapter answers them from the ledger store."""
 

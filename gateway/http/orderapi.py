@@ -4,9 +4,9 @@ Every request is read (its body bounded by ``TICKGATE_API_MAX_BODY_BYTES``:
 reading stops one byte past it), its bearer token verified into a
 ``Caller`` (or the reason there is none), and handed to ``OrderEntry`` as an
 ``ApiRequest``; the ``ApiResponse`` goes back byte for byte, so idempotent
-replays stay identical. The account routes (``/v1/accounts/{id}/balances``
-and ``/positions``) read the ledger directly and are answered here, with
-the same problem+json errors. ``/healthz`` and ``/metrics`` are served on
+replays stay identical. The account routes (``/v1/accounts/{id}/balances``,
+``/positions`` and ``/ledger``) read the ledger directly and are answered
+here, with the same problem+json errors. ``/healthz`` and ``/metrics`` are served on
 this listener too, for a split deployment's probes.
 """
 
@@ -24,7 +24,12 @@ from gateway.errors import AuthError
 from gateway.http.bodies import BodyLimit
 from gateway.http.routes import healthz, metrics
 from gateway.service import Gateway
-from gateway.trading.ledgerreads import balances_body, positions_body
+from gateway.trading.ledgerreads import (
+    balances_body,
+    ledger_body,
+    ledger_query,
+    positions_body,
+)
 from ledger.errors import StoreUnavailable
 from orders import problems
 from orders.answers import json_response, problem_response
@@ -111,7 +116,9 @@ async def handle(request: Request) -> Response:
     account_route = match_route(ACCOUNT_ROUTES, request.method, request.url.path)
     if not isinstance(account_route, Problem):
         account = AccountId(account_route.path_params["account_id"])
-        return await _account_route(gateway, caller, account_route.route.operation, account)
+        return await _account_route(
+            gateway, caller, account_route.route.operation, account, request.url.query
+        )
     headers: dict[str, str] = {}
     for name, value in request.headers.raw:
         headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
@@ -130,7 +137,11 @@ async def handle(request: Request) -> Response:
 
 
 async def _account_route(
-    gateway: Gateway, caller: Caller | Unauthenticated, operation: str, account: AccountId
+    gateway: Gateway,
+    caller: Caller | Unauthenticated,
+    operation: str,
+    account: AccountId,
+    query: str,
 ) -> Response:
     if isinstance(caller, Unauthenticated):
         problem_of = {
@@ -143,6 +154,8 @@ async def _account_route(
         return _problem(problems.INSUFFICIENT_SCOPE(f"the token lacks the {READ_SCOPE} scope"))
     if not caller.may_act_for(account):
         return _problem(problems.ACCOUNT_FORBIDDEN("the token may not act for this account"))
+    if operation == "get_ledger":
+        return await _ledger_route(gateway, account, query)
     try:
         clients = await gateway.trading.store.load_clients([account])
     except StoreUnavailable as e:
@@ -158,6 +171,34 @@ async def _account_route(
     else:
         body = positions_body(client, gateway.master)
     return _send(json_response(200, body, _encode))
+
+
+async def _ledger_route(gateway: Gateway, account: AccountId, query: str) -> Response:
+    api = gateway.settings.api
+    wanted = ledger_query(
+        query,
+        gateway.master,
+        limit_default=api.list_limit_default,
+        limit_max=api.list_limit_max,
+    )
+    if isinstance(wanted, Problem):
+        return _problem(wanted)
+    try:
+        page = await gateway.trading.store.account_entries(
+            account, asset=wanted.asset, cursor=wanted.cursor, limit=wanted.limit
+        )
+    except StoreUnavailable as e:
+        return _problem(
+            problems.STATE_UNAVAILABLE(f"the ledger cannot be read: {e}"),
+            retry_after_s=_RETRY_AFTER_S,
+        )
+    except ValueError:
+        return _problem(
+            problems.QUERY_PARAM_INVALID("cursor is not one this API handed out", field="cursor")
+        )
+    if page is None:
+        return _problem(problems.ACCOUNT_NOT_FOUND(f"the ledger holds no account {account}"))
+    return _send(json_response(200, ledger_body(account, page, gateway.master), _encode))
 
 
 def api_app(gateway: Gateway, *, lifespan: object = None) -> Starlette:

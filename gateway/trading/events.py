@@ -7,7 +7,10 @@ event-sequence order per account. ``LedgerEvents`` routes a batch of them:
 - a ``fill`` becomes a portfolio ``Fill`` and a settled ``payment`` a
   ``CashMovement``; the engine applies each once, by the ledger sequence it
   carries (a replay changes nothing), pushes what changed on ``portfolio``
-  and marks the accounts for the position cache;
+  and marks the accounts for the position cache. They are applied in event
+  order (runs of fills and runs of movements, each run in one call): an
+  account's version is the ledger sequence of the last change applied, so
+  applying a later fill before an earlier deposit would skip the deposit;
 - every event of an account goes to its ``orders`` subscribers;
 - ``order`` and ``payment`` events tell order entry that the ledger has the
   transfer (its pending reservation and read-your-write entry go).
@@ -21,6 +24,7 @@ facts they may have seen (their ``event_id`` says so).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -138,21 +142,22 @@ class LedgerEvents:
         fresh = [e for e in events if self._is_new(e)]
         if not fresh:
             return
-        fills: list[Fill] = []
-        cash: list[CashMovement] = []
+        changes: list[Fill | CashMovement] = []
         for event in fresh:
             self._metrics.counters.ledger_events += 1
             try:
-                self._collect(event, fills, cash)
+                self._collect(event, changes)
             except (KeyError, ValueError) as e:
                 # A malformed event is the ledger's bug, not the client's: log it and go on.
                 logger.error("ledger event %s cannot be applied: %s", event.event_id, e)
         now_ns = self._now_ns()
         if self._accounts is not None:
-            if fills:
-                self._accounts.apply_fills(fills, now_ns)
-            if cash:
-                self._accounts.apply_cash(cash, now_ns)
+            for kind, run in itertools.groupby(changes, key=type):
+                if kind is Fill:
+                    self._accounts.apply_fills([c for c in run if isinstance(c, Fill)], now_ns)
+                else:
+                    movements = [c for c in run if isinstance(c, CashMovement)]
+                    self._accounts.apply_cash(movements, now_ns)
         if self._channel is not None:
             self._channel.publish((e.account_id, e.type, _wire_fields(e)) for e in fresh)
 
@@ -164,12 +169,12 @@ class LedgerEvents:
         self._last_seq[event.account_id] = event.event_seq
         return True
 
-    def _collect(self, event: LedgerEvent, fills: list[Fill], cash: list[CashMovement]) -> None:
+    def _collect(self, event: LedgerEvent, changes: list[Fill | CashMovement]) -> None:
         fields = event.fields
         known = self._accounts is not None and self._accounts.has_account(event.account_id)
         if event.type == "fill" and known:
             sign = 1.0 if fields["side"] == "buy" else -1.0
-            fills.append(
+            changes.append(
                 Fill(
                     account=event.account_id,
                     instrument_ix=self._master.ix(str(fields["symbol"])),
@@ -185,7 +190,7 @@ class LedgerEvents:
             if fields.get("status") == "settled" and known:
                 amount = float(Decimal(fields["amount"]))
                 sign = 1.0 if fields["kind"] == "deposit" else -1.0
-                cash.append(
+                changes.append(
                     CashMovement(
                         event.account_id,
                         str(fields["currency"]),

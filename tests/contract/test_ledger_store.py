@@ -12,9 +12,13 @@ from ledger.journal import (
     EventDraft,
     Hold,
     HouseAccount,
+    LedgerAccountSpec,
+    Posting,
+    TransactionDraft,
     client_account,
     house_account,
 )
+from ledger.money import instrument_asset
 from orders.types import AccountId
 from tests.ledger_harness import USD, PostgresHarness, SqliteHarness, deposit_batch
 
@@ -264,6 +268,139 @@ async def test_verify_catches_a_rewritten_chain_link(harness):
     assert report.problems[0] == (
         "batch 2: prev_hash does not match the hash of the batch before it"
     )
+
+
+# --- the account statement ------------------------------------------------------------------
+
+AAPL = instrument_asset("AAPL")
+POSITION = client_account(ACCOUNT, AAPL)
+
+
+def _buy_batch(transfer_id: str, units: int, cents: int) -> Batch:
+    # A fill by hand: cash to clearing, the position from clearing.
+    clearing_cash = house_account(HouseAccount.CLEARING, USD)
+    clearing_aapl = house_account(HouseAccount.CLEARING, AAPL)
+    batch = Batch(ts_ns=1_760_000_000_000_000_500)
+    batch.accounts += [
+        LedgerAccountSpec(CASH, USD, ACCOUNT, 0),
+        LedgerAccountSpec(clearing_cash, USD, None, None),
+        LedgerAccountSpec(POSITION, AAPL, ACCOUNT, None),
+        LedgerAccountSpec(clearing_aapl, AAPL, None, None),
+    ]
+    batch.transactions.append(
+        TransactionDraft(
+            transfer_id,
+            "fill",
+            (
+                Posting(CASH, USD, -cents),
+                Posting(clearing_cash, USD, cents),
+                Posting(POSITION, AAPL, units),
+                Posting(clearing_aapl, AAPL, -units),
+            ),
+        )
+    )
+    return batch
+
+
+def _statement(page):
+    return [(e.seq, e.leg, e.transfer_id, e.kind, e.asset, e.amount, e.balance_after)
+            for e in page.entries]  # fmt: skip
+
+
+async def test_the_statement_lists_a_clients_entries_newest_first_with_running_balances(harness):
+    await _funded(harness, 10_000)
+    await harness.store.commit(_buy_batch("buy-1", 10, 2_500))
+    await harness.store.commit(deposit_batch("ACC-2", 999, "other", open_client=True))
+    await harness.store.commit(deposit_batch(ACCOUNT, 300, "t-3"))
+
+    page = await harness.store.account_entries(ACCOUNT, asset=None, cursor=None, limit=10)
+
+    # Hand-worked: 10,000 in, 2,500 out for 10 AAPL, 300 in; house and ACC-2 entries left out.
+    assert _statement(page) == [
+        (4, 1, "t-3", "deposit", USD, 300, 7_800),
+        (2, 2, "buy-1", "fill", AAPL, 10, 10),
+        (2, 0, "buy-1", "fill", USD, -2_500, 7_500),
+        (1, 1, "t-open", "deposit", USD, 10_000, 10_000),
+    ]
+    assert page.next_cursor is None
+    assert page.entries[0].ts_posted == 1_760_000_000_000_000_000
+
+
+async def test_the_statement_of_one_asset_holds_only_that_assets_entries(harness):
+    await _funded(harness, 10_000)
+    await harness.store.commit(_buy_batch("buy-1", 10, 2_500))
+    await harness.store.commit(_buy_batch("buy-2", 5, 1_000))
+
+    page = await harness.store.account_entries(ACCOUNT, asset=AAPL, cursor=None, limit=10)
+
+    assert [(e.seq, e.amount, e.balance_after) for e in page.entries] == [(3, 5, 15), (2, 10, 10)]
+
+
+async def test_the_statement_pages_carry_the_running_balance_across_cursors(harness):
+    await _funded(harness, 10_000)
+    for n, cents in enumerate((100, 200, 300, 400)):
+        await harness.store.commit(deposit_batch(ACCOUNT, cents, f"t-{n}"))
+
+    pages = [await harness.store.account_entries(ACCOUNT, asset=USD, cursor=None, limit=2)]
+    while pages[-1].next_cursor is not None:
+        pages.append(
+            await harness.store.account_entries(
+                ACCOUNT, asset=USD, cursor=pages[-1].next_cursor, limit=2
+            )
+        )
+
+    assert [[(e.seq, e.balance_after) for e in p.entries] for p in pages] == [
+        [(5, 11_000), (4, 10_600)],
+        [(3, 10_300), (2, 10_100)],
+        [(1, 10_000)],
+    ]
+
+
+async def test_a_posting_after_the_first_page_does_not_shift_the_next_pages_balances(harness):
+    await _funded(harness, 10_000)
+    await harness.store.commit(deposit_batch(ACCOUNT, 100, "t-2"))
+    await harness.store.commit(deposit_batch(ACCOUNT, 200, "t-3"))
+    first = await harness.store.account_entries(ACCOUNT, asset=None, cursor=None, limit=2)
+
+    await harness.store.commit(deposit_batch(ACCOUNT, 5_000, "t-late"))
+    second = await harness.store.account_entries(
+        ACCOUNT, asset=None, cursor=first.next_cursor, limit=2
+    )
+
+    assert [(e.seq, e.balance_after) for e in first.entries] == [(3, 10_300), (2, 10_100)]
+    assert [(e.seq, e.balance_after) for e in second.entries] == [(1, 10_000)]
+    assert second.next_cursor is None
+
+
+async def test_a_page_that_ends_with_the_last_entry_has_no_next_cursor(harness):
+    await _funded(harness, 10_000)
+    await harness.store.commit(deposit_batch(ACCOUNT, 1, "t-2"))
+
+    page = await harness.store.account_entries(ACCOUNT, asset=None, cursor=None, limit=2)
+
+    assert len(page.entries) == 2
+    assert page.next_cursor is None
+
+
+async def test_the_statement_of_an_unknown_client_is_none_and_of_an_unheld_asset_empty(harness):
+    await _funded(harness, 10_000)
+
+    unknown = await harness.store.account_entries(
+        AccountId("NOPE"), asset=None, cursor=None, limit=10
+    )
+    unheld = await harness.store.account_entries(ACCOUNT, asset=AAPL, cursor=None, limit=10)
+
+    assert unknown is None
+    assert unheld is not None
+    assert (list(unheld.entries), unheld.next_cursor) == ([], None)
+
+
+@pytest.mark.parametrize("cursor", ["", "12", "x:1", "1:-2", "1:2:3", "9" * 20 + ":1"])
+async def test_a_statement_cursor_no_page_handed_out_is_refused(harness, cursor):
+    await _funded(harness, 10_000)
+
+    with pytest.raises(ValueError, match="cursor"):
+        await harness.store.account_entries(ACCOUNT, asset=None, cursor=cursor, limit=10)
 
 
 # --- outbox, inbox, dead letters ----------------------------------------------------------------

@@ -298,6 +298,87 @@ async def test_the_account_routes_read_positions_and_refuse_other_accounts(tmp_p
     assert forbidden.headers["content-type"] == "application/problem+json"
 
 
+async def test_the_ledger_route_pages_entries_with_running_balances(tmp_path):
+    source = ScriptedSource()
+    async with running_gateway(order_settings(tmp_path), source=source) as gw:
+        quote_aapl(gw, source, 100.00, 100.02)
+        await poll_until(source.is_drained, what="the quote")
+        await submit(gw, "/v1/orders", buy("10"))
+        await poll_until(lambda: _quantity(gw, ACCOUNT, "AAPL") == 10.0, what="the fill")
+        await submit(
+            gw,
+            "/v1/payments",
+            {"account_id": ACCOUNT, "kind": "deposit", "amount": "2500.50", "currency": "USD"},
+        )
+        await poll_until(lambda: _cash(gw, ACCOUNT) > 100_000.0, what="the deposit")
+        ledger_url = gw.api_url + f"/v1/accounts/{ACCOUNT}/ledger"
+        whole = await request("GET", ledger_url, token=token())
+        pages = [await request("GET", ledger_url + "?limit=1", token=token())]
+        while pages[-1].json()["next_cursor"] is not None:
+            cursor = pages[-1].json()["next_cursor"]
+            pages.append(
+                await request("GET", f"{ledger_url}?limit=1&cursor={cursor}", token=token())
+            )
+        aapl = await request("GET", ledger_url + "?asset=inst:AAPL", token=token())
+
+    assert whole.status == 200
+    body = whole.json()
+    assert (body["account_id"], body["next_cursor"]) == (ACCOUNT, None)
+    # Hand-worked, newest first: 100,000.00 seeded; 10 AAPL bought at 100.02 (1,000.20,
+    # no fee); 2,500.50 deposited: 100,000.00 - 1,000.20 + 2,500.50 = 101,500.30.
+    assert [(e["kind"], e["asset"], e["amount"], e["balance"]) for e in body["data"]] == [
+        ("deposit", "cash:USD", "2500.50", "101500.30"),
+        ("fill", "cash:USD", "-1000.20", "98999.80"),
+        ("fill", "inst:AAPL", "10", "10"),
+        ("deposit", "cash:USD", "100000.00", "100000.00"),
+    ]
+    seqs = [e["seq"] for e in body["data"]]
+    assert seqs == sorted(seqs, reverse=True)
+    assert body["data"][0]["posted_at"].endswith("Z")
+    assert [p.json()["data"][0] for p in pages] == body["data"]
+    assert [e["amount"] for e in aapl.json()["data"]] == ["10"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?asset=cash:XXX", "asset"),
+        ("?asset=inst:NOPE", "asset"),
+        ("?asset=AAPL", "asset"),
+        ("?limit=0", "limit"),
+        ("?limit=201", "limit"),
+        ("?cursor=abc", "cursor"),
+        ("?limit=1&limit=2", "limit"),
+        ("?status=filled", "status"),
+    ],
+)
+async def test_the_ledger_route_refuses_a_bad_query(tmp_path, query, field):
+    async with running_gateway(order_settings(tmp_path), source=ScriptedSource()) as gw:
+        answer = await request(
+            "GET", gw.api_url + f"/v1/accounts/{ACCOUNT}/ledger{query}", token=token()
+        )
+
+    assert (answer.status, answer.json()["code"]) == (400, "query_param_invalid")
+    assert answer.json()["field"] == field
+
+
+async def test_the_ledger_route_has_the_authorisation_of_the_balances(tmp_path):
+    async with running_gateway(order_settings(tmp_path), source=ScriptedSource()) as gw:
+        forbidden = await request("GET", gw.api_url + f"/v1/accounts/{OTHER}/ledger", token=token())
+        unknown = await request(
+            "GET", gw.api_url + "/v1/accounts/NOPE/ledger", token=token(accounts=("*",))
+        )
+        no_scope = await request(
+            "GET", gw.api_url + f"/v1/accounts/{ACCOUNT}/ledger", token=token(scopes=("read",))
+        )
+        no_token = await request("GET", gw.api_url + f"/v1/accounts/{ACCOUNT}/ledger")
+
+    assert (forbidden.status, forbidden.json()["code"]) == (403, "account_forbidden")
+    assert (unknown.status, unknown.json()["code"]) == (404, "account_not_found")
+    assert (no_scope.status, no_scope.json()["code"]) == (403, "insufficient_scope")
+    assert (no_token.status, no_token.json()["code"]) == (401, "token_missing")
+
+
 async def test_a_limit_order_rests_until_the_market_reaches_it(tmp_path):
     source = ScriptedSource()
     async with running_gateway(order_settings(tmp_path), source=source) as gw:
@@ -340,6 +421,7 @@ async def test_the_api_listener_serves_no_websocket_and_documents_the_account_ro
     paths = document.json()["paths"]
     assert "get" in paths["/v1/accounts/{account_id}/balances"]
     assert "get" in paths["/v1/accounts/{account_id}/positions"]
+    assert "get" in paths["/v1/accounts/{account_id}/ledger"]
     assert "post" in paths["/v1/orders"]
 
 

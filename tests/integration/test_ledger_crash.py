@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from decimal import Decimal
 
+import asyncpg
 import orjson
 import pytest
 
@@ -115,6 +116,186 @@ async def test_sigkill_between_db_commit_and_offset_commit_loses_and_duplicates_
         e for e in unique.values() if e["type"] == "fill" and str(e["order_id"]).startswith("ord_")
     ]
     assert len(fills) == sum(1 for c in commands if hasattr(c, "symbol"))
+
+
+# A backend of the ledger inside a write transaction that is not the relay's one-statement mark.
+_BATCH_WRITER = (
+    "SELECT backend_xid::text FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL "
+    "AND query NOT LIKE 'UPDATE outbox%' AND query NOT LIKE 'UPDATE dead_letters%'"
+)
+
+
+async def _kill_mid_batch(ledger: LedgerProcess, watcher, timeout_s: float = 60.0) -> str:
+    # SIGKILL the ledger as soon as one of its batch transactions is seen open; its xid.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        xid = await watcher.fetchval(_BATCH_WRITER)
+        if xid is not None:
+            ledger.kill()
+            return str(xid)
+    raise AssertionError("no batch transaction was seen open before the deadline")
+
+
+async def _outcome(watcher, xid: str, timeout_s: float = 30.0) -> str:
+    # How the killed transaction ended, once the server noticed its client is gone.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = await watcher.fetchval("SELECT pg_xact_status($1::text::xid8)", xid)
+        if status != "in progress":
+            return str(status)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"transaction {xid} still in progress")
+
+
+async def test_sigkill_in_the_middle_of_a_batch_loses_and_duplicates_nothing(
+    tmp_path, postgres_dsn, private_tansu
+):
+    bootstrap = private_tansu.bootstrap
+    await create_topics(bootstrap, "orders.submitted", "orders.events", "orders.dlq")
+    ledger = LedgerProcess(
+        [
+            "--store",
+            postgres_dsn,
+            "--kafka",
+            bootstrap,
+            "--static-quotes",
+            "--open-accounts",
+            "5",
+            "--batch-max-commands",
+            "400",
+        ],
+        str(tmp_path / "ledger.log"),
+    )
+    ledger.start()
+    commands, duplicates, expected = _workload(seed=13, n=2_400, accounts=5)
+    await produce(bootstrap, commands + duplicates)
+    watcher = await asyncpg.connect(postgres_dsn)
+    outcomes = []
+    try:
+        for _ in range(3):  # each kill lands while a batch's transaction is open
+            xid = await _kill_mid_batch(ledger, watcher)
+            outcomes.append(await _outcome(watcher, xid))
+            ledger.start()
+    finally:
+        await watcher.close()
+    await _wait_for(lambda: _all_processed(postgres_dsn, len(commands)))
+    assert ledger.terminate() == 0
+
+    # A killed batch is rolled back whole (or had committed just before the signal).
+    assert set(outcomes) <= {"aborted", "committed"}
+    assert "aborted" in outcomes
+    store = PostgresLedgerStore(postgres_dsn)
+    await store.start()
+    try:
+        report = await store.verify()
+        assert report.is_clean, report.problems
+        assert await count(postgres_dsn, "SELECT count(*) FROM commands") == len(commands)
+        assert await count(postgres_dsn, "SELECT count(*) FROM dead_letters") == 0
+        clients = await store.load_clients([AccountId(f"ACC-{n:04d}") for n in range(1, 6)])
+        for account, client in clients.items():
+            assert client.balances[USD].balance == OPEN_CENTS + expected[account], account
+    finally:
+        await store.stop()
+
+
+async def test_kafka_unavailable_for_a_while_loses_and_duplicates_nothing(
+    tmp_path, postgres_dsn, private_tansu
+):
+    # The test broker keeps its log in memory: a restart comes back empty, like a
+    # replaced broker. Commands the producer could not hand over during the outage are
+    # sent again (with some that were delivered before), as order entry would retry.
+    bootstrap = private_tansu.bootstrap
+    topics = ("orders.submitted", "orders.events", "orders.dlq")
+    await create_topics(bootstrap, *topics)
+    ledger = LedgerProcess(
+        [
+            "--store",
+            postgres_dsn,
+            "--kafka",
+            bootstrap,
+            "--static-quotes",
+            "--open-accounts",
+            "3",
+            "--rail-db",
+            str(tmp_path / "bank.db"),
+            "--rail-lost-reply-rate",
+            "1",
+            "--rail-settle-after-ms",
+            "8000",
+        ],
+        str(tmp_path / "ledger.log"),
+    )
+    ledger.start()
+    before, _, expected = _workload(seed=17, n=150, accounts=3)
+    withdrawals = [payment(f"w-{n}", f"ACC-{n:04d}", "withdrawal", "10.00") for n in (1, 2, 3)]
+    await produce(bootstrap, before + withdrawals)
+    await _wait_for(lambda: _all_processed(postgres_dsn, len(before) + 3))
+    await _wait_for(lambda: _all_sent(postgres_dsn))
+    seen = await consume_all(
+        bootstrap, "orders.events", await count(postgres_dsn, "SELECT count(*) FROM outbox")
+    )
+
+    private_tansu.stop()
+    # The bank answers while Kafka is down: the withdrawals settle, and their events wait.
+    await _wait_for(lambda: _settled(postgres_dsn, 3))
+    unsent_in_outage = await count(
+        postgres_dsn, "SELECT count(*) FROM outbox WHERE sent_ns IS NULL"
+    )
+    private_tansu.start()
+    await create_topics(bootstrap, *topics)
+    after, _, expected_after = _workload(seed=19, n=150, accounts=3)
+    await produce(bootstrap, before[:40] + after)
+    await _wait_for(lambda: _all_processed(postgres_dsn, len(before) + 3 + len(after)))
+    await _wait_for(lambda: _all_sent(postgres_dsn))
+    outbox_ids = {
+        r[0] for r in await _fetch(postgres_dsn, "SELECT event_id FROM outbox ORDER BY event_seq")
+    }
+    missing = outbox_ids - {e["event_id"] for e in seen}
+    seen += await consume_all(bootstrap, "orders.events", len(missing))
+    rode_out = ledger.process is not None and ledger.process.poll() is None
+    assert ledger.terminate() == 0
+
+    assert rode_out  # one ledger process throughout: the outage was waited out, not crashed on
+    assert unsent_in_outage > 0
+    assert {e["event_id"] for e in seen} == outbox_ids  # every event arrived; repeats dedupe
+    store = PostgresLedgerStore(postgres_dsn)
+    await store.start()
+    try:
+        report = await store.verify()
+        assert report.is_clean, report.problems
+        assert await count(postgres_dsn, "SELECT count(*) FROM commands") == (
+            len(before) + 3 + len(after)
+        )
+        clients = await store.load_clients([AccountId(f"ACC-{n:04d}") for n in (1, 2, 3)])
+        for account, client in clients.items():
+            # Each account also withdrew 10.00 once.
+            want = OPEN_CENTS + expected[account] + expected_after[account] - 1_000
+            assert client.balances[USD].balance == want, account
+    finally:
+        await store.stop()
+    bank = SimulatedBank(BankSettings(), str(tmp_path / "bank.db"))
+    try:
+        assert sorted(bank.payouts().values()) == [(1_000, "USD")] * 3
+    finally:
+        bank.close()
+
+
+async def _all_sent(dsn: str) -> bool:
+    return await count(dsn, "SELECT count(*) FROM outbox WHERE sent_ns IS NULL") == 0
+
+
+async def _settled(dsn: str, n: int) -> bool:
+    return await count(dsn, "SELECT count(*) FROM payments WHERE status = 'settled' "
+                       "AND kind = 'withdrawal'") >= n  # fmt: skip
+
+
+async def _fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
 
 
 async def _more(dsn: str, done: int) -> bool:

@@ -30,16 +30,19 @@ class RecordingAccounts:
         self.accounts = accounts
         self.fills: list[Fill] = []
         self.cash: list[CashMovement] = []
+        self.calls: list[tuple[str, list[int]]] = []  # each call: kind, ledger seqs
 
     def has_account(self, account: str) -> bool:
         return account in self.accounts
 
     def apply_fills(self, fills: list[Fill], now_ns: int) -> PortfolioChange:
         self.fills += fills
+        self.calls.append(("fills", [f.ledger_seq for f in fills]))
         return PortfolioChange(np.empty(0, np.int64), np.empty(0, np.int64))
 
     def apply_cash(self, movements: list[CashMovement], now_ns: int) -> PortfolioChange:
         self.cash += movements
+        self.calls.append(("cash", [m.ledger_seq for m in movements]))
         return PortfolioChange(np.empty(0, np.int64), np.empty(0, np.int64))
 
 
@@ -134,6 +137,23 @@ def test_an_order_event_tells_order_entry_its_transfer():
 
     assert rig.noted == ["t9"]
     assert [o["order_id"] for o in rig.channel.open_orders(ACCOUNT)] == ["ord_t9"]
+
+
+def test_fills_and_payments_of_one_batch_are_applied_in_event_order():
+    rig = Rig()
+
+    rig.events.on_events(
+        [
+            payment_event(1, "deposit", "settled"),
+            fill_event(2),
+            fill_event(3),
+            payment_event(4, "withdrawal", "settled"),
+        ]
+    )
+
+    # A later fill applied before an earlier deposit would leave the deposit behind
+    # the account's version: runs are applied in the order the ledger committed them.
+    assert rig.accounts.calls == [("cash", [101]), ("fills", [102, 103]), ("cash", [104])]
 
 
 def test_an_event_seen_before_is_dropped_whole():
