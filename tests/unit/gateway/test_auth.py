@@ -244,13 +244,23 @@ def test_dev_secret_is_never_readable_by_others_while_being_written(tmp_path, mo
     assert all(mode & 0o077 == 0 for mode in modes), [oct(m) for m in modes]
 
 
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    decoded: list[str] = []
+    original = jwt.decode
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append("x")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
+
+
 def test_a_token_verified_once_is_not_decoded_again(monkeypatch):
     checker = verifier()
     issued = token()
     checker.verify(issued, NOW_S)
-    decoded: list[str] = []
-    original = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("x") or original(*a, **k))
+    decoded = count_decodes(monkeypatch)
 
     principal = checker.verify(issued, NOW_S + 1)
 
@@ -287,9 +297,7 @@ def test_the_cache_keeps_at_most_cache_max_tokens_and_each_still_verifies(monkey
     tokens = [token(now_s=NOW_S + n) for n in range(3)]
     for issued in tokens:
         checker.verify(issued, NOW_S + 3)
-    decoded: list[str] = []
-    original = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("x") or original(*a, **k))
+    decoded = count_decodes(monkeypatch)
 
     principals = [checker.verify(issued, NOW_S + 3) for issued in reversed(tokens)]
 
