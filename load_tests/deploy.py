@@ -219,6 +219,8 @@ def deployment(
         "TICKGATE_PORTFOLIO_DEMO_ACCOUNTS": str(demo),
         "TICKGATE_SIMULATOR_TICK_RATE_PER_S": str(tick_rate),
         "TICKGATE_LOG_LEVEL": "WARNING",
+        # Risk (VaR, stress) of every account runs on its own cadence, off the order path.
+        "TICKGATE_RISK_INTERVAL_MS": "60000",
         # Many requests per account: the per-account bucket is not what is measured.
         "TICKGATE_ORDERS_SUBMIT_RATE_PER_S": "100000",
         "TICKGATE_ORDERS_SUBMIT_BURST": "100000",
