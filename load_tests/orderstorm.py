@@ -107,6 +107,7 @@ class _Request:
     slot: int
     scheduled_ns: int
     payload: bytes
+    sent_ns: int = 0
 
 
 @dataclass(slots=True)
@@ -152,6 +153,7 @@ class _Connection(asyncio.Protocol):
         assert self.request is None
         self.request = request
         now = time.monotonic_ns()
+        request.sent_ns = now
         self._pool.state.send_lag.record_ns(now - request.scheduled_ns)
         self._transport.write(request.payload)
 
@@ -278,11 +280,14 @@ class _Pool:
             self.state.first_error = self.state.first_error or repr(e)
 
     def expire(self, now_ns: int) -> None:
-        # Requests older than the timeout: in flight, the connection is aborted
-        # (and replaced); queued, they fail where they wait.
+        # A request waits at most the timeout in the queue (from its scheduled
+        # time: it fails there) and at most the timeout on the wire (from its
+        # send: the connection is aborted and replaced). Counting the wire's
+        # from the send keeps the server's work on a request sent late, which
+        # it answers, from being thrown away just before the answer.
         limit = int(self.state.config.timeout_s * 1e9)
         for connection in list(self._all):
-            if connection.request is not None and now_ns - connection.request.scheduled_ns > limit:
+            if connection.request is not None and now_ns - connection.request.sent_ns > limit:
                 connection.abort()
         while self._queue and now_ns - self._queue[0].scheduled_ns > limit:
             self.state.finish(self._queue.popleft(), Outcome.FAILED, None, now_ns)
