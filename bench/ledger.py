@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import json
 import os
 import shutil
 import socket
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
 def _master() -> InstrumentMaster:
@@ -127,7 +129,7 @@ async def _postings_per_s(
 
 async def _measure(
     name: str, open_store: Callable[[], Awaitable[LedgerStore]], args: argparse.Namespace
-) -> None:
+) -> dict[str, object]:
     master = _master()
     book = PriceBook(master.ref_price, stale_after_ns=10**18)
     book.bid[:] = master.ref_price - master.tick_size
@@ -149,12 +151,28 @@ async def _measure(
         finally:
             await store.stop()
     b, s = statistics.median(baseline), statistics.median(batched)
-    print(  # noqa: T201 - a benchmark prints its figures
-        f"{name:10s} one order per transaction: {b:10,.0f} postings/s "
-        f"(range {min(baseline):,.0f}-{max(baseline):,.0f})\n"
-        f"{name:10s} batches of {args.batch_size:5d} orders:   {s:10,.0f} postings/s "
-        f"(range {min(batched):,.0f}-{max(batched):,.0f}); {s / b:.1f}x the baseline"
-    )
+    if not args.json:
+        print(  # noqa: T201 - a benchmark prints its figures
+            f"{name:10s} one order per transaction: {b:10,.0f} postings/s "
+            f"(range {min(baseline):,.0f}-{max(baseline):,.0f})\n"
+            f"{name:10s} batches of {args.batch_size:5d} orders:   {s:10,.0f} postings/s "
+            f"(range {min(batched):,.0f}-{max(batched):,.0f}); {s / b:.1f}x the baseline"
+        )
+    return {
+        "baseline_postings_per_s": _spread(baseline),
+        "batched_postings_per_s": _spread(batched),
+        "batch_size": args.batch_size,
+        "ratio": round(s / b, 1),
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float | int]:
+    return {
+        "median": round(statistics.median(values)),
+        "min": round(min(values)),
+        "max": round(max(values)),
+        "runs": len(values),
+    }
 
 
 @contextmanager
@@ -186,6 +204,7 @@ def _private_cluster() -> Iterator[str]:
 
 
 async def _main(args: argparse.Namespace, dsn: str | None) -> None:
+    figures: dict[str, object] = {"load_average": os.getloadavg()}
     if dsn is not None:
 
         async def postgres() -> LedgerStore:
@@ -193,7 +212,7 @@ async def _main(args: argparse.Namespace, dsn: str | None) -> None:
             await store.start()
             return store
 
-        await _measure("postgres", postgres, args)
+        figures["postgres"] = await _measure("postgres", postgres, args)
     folder = tempfile.mkdtemp(prefix="tickgate-bench-sqlite-")
 
     async def sqlite() -> LedgerStore:
@@ -202,9 +221,11 @@ async def _main(args: argparse.Namespace, dsn: str | None) -> None:
         return store
 
     try:
-        await _measure("sqlite", sqlite, args)
+        figures["sqlite"] = await _measure("sqlite", sqlite, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        print(json.dumps(figures))  # noqa: T201 - the figures, for load_tests.bench ledger
 
 
 def main(args: argparse.Namespace) -> int:

@@ -71,12 +71,25 @@ class Principal:
 
 
 class TokenVerifier:
-    """Verify HS256 tokens signed with one secret and issued by ``issuer``."""
+    """Verify HS256 tokens signed with one secret and issued by ``issuer``.
 
-    def __init__(self, secret: str, *, issuer: str, leeway_s: float) -> None:
+    A service sends the same token with every request until it renews it,
+    so the principal of a token whose signature and claims were checked is
+    kept, keyed by the token's exact text, for at most ``cache_max`` tokens
+    (the oldest goes first): the next request with it skips the HMAC and
+    the claims' parsing. Its time claims are checked against ``now_s`` on
+    every call, cached or not, so a cached token still expires. Refused
+    tokens are not kept.
+    """
+
+    def __init__(self, secret: str, *, issuer: str, leeway_s: float, cache_max: int = 4096) -> None:
+        if cache_max < 0:
+            raise ValueError(f"cache_max must not be negative, was {cache_max}")
         self._secret = secret
         self._issuer = issuer
         self._leeway_s = leeway_s
+        self._cache_max = cache_max
+        self._verified: dict[str, tuple[Principal, float | None]] = {}
 
     def verify(self, token: str, now_s: float) -> Principal:
         """Return the token's principal, or raise ``AuthError``.
@@ -84,6 +97,22 @@ class TokenVerifier:
         Codes: ``token_invalid`` (malformed, bad signature, wrong issuer,
         missing or ill-typed claims) and ``token_expired``.
         """
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._decode(token)
+            if self._cache_max:
+                if len(self._verified) >= self._cache_max:
+                    del self._verified[next(iter(self._verified))]
+                self._verified[token] = verified
+        principal, not_before = verified
+        if not_before is not None and now_s + self._leeway_s < not_before:
+            raise AuthError("token_invalid", f"token is not valid before {not_before:g}")
+        if now_s >= principal.expires_at_s + self._leeway_s:
+            raise AuthError("token_expired", f"token expired at {principal.expires_at_s}")
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float | None]:
+        # The signature and the claims' types; the times are left to verify().
         try:
             claims = jwt.decode(
                 token,
@@ -103,11 +132,7 @@ class TokenVerifier:
         principal = _principal_from_claims(claims)
         not_before = _numeric_date(claims, "nbf")
         _numeric_date(claims, "iat")  # not checked against the time, but typed
-        if not_before is not None and now_s + self._leeway_s < not_before:
-            raise AuthError("token_invalid", f"token is not valid before {not_before:g}")
-        if now_s >= principal.expires_at_s + self._leeway_s:
-            raise AuthError("token_expired", f"token expired at {principal.expires_at_s}")
-        return principal
+        return principal, not_before
 
     def is_expired(self, principal: Principal, now_s: float) -> bool:
         """Return whether a previously verified principal has expired by ``now_s``."""

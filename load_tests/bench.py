@@ -2,6 +2,8 @@
 
     python -m load_tests.bench fanout [--json]
     python -m load_tests.bench capacity [--json]
+    python -m load_tests.bench orders [--json]
+    python -m load_tests.bench ledger [--json]
 
 ``fanout`` writes a synthetic universe (5,000 instruments), then for each
 server in turn (``tickgate run`` on its simulator, and the naive baseline of
@@ -21,6 +23,9 @@ comparison "at equal or better p99"; the ratio of the two is reported.
 ``capacity`` runs the ``fanout`` scenario on the gateway at growing client
 counts and reports the largest at which the baseline targets hold (p99 at
 most 100 ms, no gap, no close).
+
+``orders`` and ``ledger`` measure the order path (``load_tests/orderbench.py``
+describes them).
 
 Servers run as separate processes, started with this interpreter; the
 fleet's workers are separate processes too. Nothing is imported from the
@@ -47,7 +52,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 
+from load_tests.orderbench import (
+    add_ledger_arguments,
+    add_orders_arguments,
+    format_order_figures,
+    ledger_bench,
+    orders_bench,
+)
 from load_tests.report import write_report
 from load_tests.result import RunResult
 from load_tests.run import RunConfig, run
@@ -450,6 +463,8 @@ def _parser() -> argparse.ArgumentParser:
     capacity.add_argument("--step", type=int, default=500)
     capacity.add_argument("--max", type=int, default=5000)
     capacity.add_argument("--duration-s", type=float, default=20.0)
+    add_orders_arguments(commands.add_parser("orders", help="the order API, open-loop"))
+    add_ledger_arguments(commands.add_parser("ledger", help="postings/s and submit-to-fill"))
     return parser
 
 
@@ -515,6 +530,14 @@ def _cell(value: object) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m load_tests.bench``."""
     args = _parser().parse_args(argv)
+    if args.command in ("orders", "ledger"):
+        bench = orders_bench if args.command == "orders" else ledger_bench
+        figures = uvloop.run(bench(args))
+        if args.json:
+            print(orjson.dumps(figures).decode())  # noqa: T201
+        else:
+            print(format_order_figures(figures))  # noqa: T201
+        return 0
     if args.command == "fanout":
         result = asyncio.run(_fanout(args))
         if args.json:

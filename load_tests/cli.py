@@ -7,7 +7,9 @@ Scenarios: ``fanout`` (steady load), ``spike`` (baseline, a spike of
 ``--rate-multiplier`` x ticks and ``--vol-multiplier`` x volatility from
 ``--spike-at-s`` for ``--spike-s``, then recovery) and ``soak`` (a long
 steady run watching the server's memory). Each writes ``result.json``,
-``report.png`` and ``summary.md`` to ``--out``.
+``report.png`` and ``summary.md`` to ``--out``. ``orders`` is an order
+storm against the order API (``load_tests/orderscenario.py``); it writes
+``result.json`` and ``summary.md``.
 
 Exit status: 0 when every objective holds, 1 when one is missed, 2 for a
 usage error, 3 when the deployment cannot be reached or the run fails.
@@ -22,6 +24,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvloop
+
+from load_tests.orderscenario import (
+    add_orders_scenario,
+    check_orders_arguments,
+    run_orders_scenario,
+    write_orders_report,
+)
 from load_tests.report import write_report
 from load_tests.run import RunConfig, run
 from load_tests.slo import SloError, parse_slo
@@ -64,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         _common(sub)
         if name == "spike":
             _spike(sub)
+    add_orders_scenario(scenarios.add_parser("orders", help="an order storm on the order API"))
     return parser
 
 
@@ -185,6 +196,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tickgate-load``."""
     args = _parser().parse_args(argv)
+    if args.scenario == "orders":
+        return _orders(args)
     try:
         config = config_from(args)
     except (ValueError, SloError, OSError) as e:
@@ -209,6 +222,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     return 0 if result.slo_ok else 1
+
+
+def _orders(args: argparse.Namespace) -> int:
+    try:
+        check_orders_arguments(args)
+        objectives = parse_slo(args.slo)
+    except (ValueError, SloError) as e:
+        print(f"tickgate-load: error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        result = uvloop.run(run_orders_scenario(args, objectives))
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"\ntickgate-load: error: the run failed: {e}", file=sys.stderr)  # noqa: T201
+        return 3
+    write_orders_report(result, args.out)
+    latency = result["latency_ms"]
+    print(  # noqa: T201  # the one-line outcome
+        f"\norders: {result['accepted_per_s']:,.0f} accepted/s, "
+        f"{result['replayed_per_s']:,.0f} replayed/s, p50 {latency['p50']} ms, "
+        f"p99 {latency['p99']} ms, p999 {latency['p999']} ms, {result['errors']} errors; "
+        f"report in {args.out}"
+    )
+    for check in result["slo"]:
+        if not check["ok"]:
+            print(  # noqa: T201
+                f"SLO missed: {check['name']} {check['op']} {check['limit']:g} "
+                f"(was {check['actual']})",
+                file=sys.stderr,
+            )
+    return 0 if result["slo_ok"] else 1
 
 
 if __name__ == "__main__":

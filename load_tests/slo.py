@@ -18,6 +18,13 @@ bound for throughput. The names:
 | ``rss_after_spike_pct`` | server memory after the spike vs before it, in % | ``<=`` |
 | ``delivered_per_s`` | updates delivered per second | ``>=`` |
 | ``connected_pct`` | clients connected at the end, % of the target | ``>=`` |
+| ``accepted_per_s`` | ``orders``: new orders accepted per second | ``>=`` |
+| ``replayed_per_s`` | ``orders``: duplicates answered from their idempotency record | ``>=`` |
+
+In the ``orders`` scenario the latencies are those of the submits (from the
+scheduled send to the answer) and ``errors`` counts the answers that are
+neither an acceptance, a replay nor a 409 of a duplicate still in flight,
+and the requests that got no answer.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from load_tests.result import SloCheck
 
 __all__ = ["NAMES", "Objective", "SloError", "evaluate", "parse_slo"]
 
-_LOWER_BOUNDED: Final = frozenset({"delivered_per_s", "connected_pct"})
+_LOWER_BOUNDED: Final = frozenset(
+    {"delivered_per_s", "connected_pct", "accepted_per_s", "replayed_per_s"}
+)
 NAMES: Final = frozenset(
     {
         "p50_ms",

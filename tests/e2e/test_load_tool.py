@@ -17,6 +17,7 @@ import pytest
 
 from tests.builders import TEST_SECRET, make_settings
 from tests.harness import running_gateway
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -204,3 +205,102 @@ async def test_deliberately_slow_clients_are_closed_and_nobody_else(
     assert result["closes"] == {}
     assert result["gaps"] == 0
     assert result["reconnects"] == 0
+
+
+def orders_args(api_url: str, out: Path, secret: Path, *extra: str) -> list[str]:
+    return [
+        "orders",
+        "--api-url",
+        api_url,
+        "--rate",
+        "40",
+        "--duration-s",
+        "2",
+        "--accounts",
+        "5",
+        "--connections",
+        "4",
+        "--out",
+        str(out),
+        "--jwt-secret-file",
+        str(secret),
+        *extra,
+    ]
+
+
+async def test_an_order_storm_accepts_fresh_keys_and_replays_duplicates(
+    tmp_path: Path, secret: Path
+) -> None:
+    out = tmp_path / "orders"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(
+            *orders_args(gw.api_url, out, secret, "--slo", "errors=0,accepted_per_s>=1")
+        )
+
+    assert code == 0, output
+    result = orjson.loads((out / "result.json").read_bytes())
+    outcomes = result["outcomes"]
+    # Every request got an answer, and only those the storm expects.
+    assert sum(outcomes.values()) == result["offered"] == 80
+    assert set(outcomes) <= {"accepted", "replayed", "in_progress"}
+    assert outcomes["accepted"] > 0
+    assert outcomes.get("replayed", 0) + outcomes.get("in_progress", 0) > 0
+    assert result["latency_ms"]["count"] == result["answered"]
+    assert all(check["ok"] for check in result["slo"])
+    assert "PASS" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+async def test_an_order_storm_during_a_spike_spikes_the_simulator(
+    tmp_path: Path, secret: Path
+) -> None:
+    out = tmp_path / "orders-spike"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(
+            *orders_args(
+                gw.api_url,
+                out,
+                secret,
+                "--spike",
+                "--http-url",
+                gw.url,
+                "--spike-at-s",
+                "0.5",
+                "--spike-s",
+                "1",
+            )
+        )
+
+    assert code == 0, output
+    result = orjson.loads((out / "result.json").read_bytes())
+    assert result["spike"]["error"] is None
+    assert result["spike"]["spike"]["rate_multiplier"] == 10.0
+
+
+async def test_a_missed_order_objective_exits_1(tmp_path: Path, secret: Path) -> None:
+    out = tmp_path / "orders-missed"
+    async with running_gateway(make_settings(tmp_path)) as gw:
+        code, output = await load(*orders_args(gw.api_url, out, secret, "--slo", "p99_ms<0.000001"))
+
+    assert code == 1
+    assert "SLO missed: p99_ms" in output
+    assert "FAIL" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+async def test_an_unreachable_order_api_exits_3(tmp_path: Path, secret: Path) -> None:
+    code, output = await load(
+        *orders_args(f"http://127.0.0.1:{free_port()}", tmp_path / "none", secret)
+    )
+
+    assert code == 3, output
+    assert "the run failed" in output
+
+
+async def test_a_spike_without_the_gateways_url_is_a_usage_error(
+    tmp_path: Path, secret: Path
+) -> None:
+    code, output = await load(
+        *orders_args("http://127.0.0.1:1", tmp_path / "none", secret, "--spike")
+    )
+
+    assert code == 2
+    assert "--spike needs --http-url" in output

@@ -242,3 +242,70 @@ def test_dev_secret_is_never_readable_by_others_while_being_written(tmp_path, mo
         os.umask(old_umask)
 
     assert all(mode & 0o077 == 0 for mode in modes), [oct(m) for m in modes]
+
+
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    decoded: list[str] = []
+    original = jwt.decode
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append("x")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
+
+
+def test_a_token_verified_once_is_not_decoded_again(monkeypatch):
+    checker = verifier()
+    issued = token()
+    checker.verify(issued, NOW_S)
+    decoded = count_decodes(monkeypatch)
+
+    principal = checker.verify(issued, NOW_S + 1)
+
+    assert decoded == []
+    assert principal.subject == "trader-1"
+
+
+def test_a_cached_token_still_expires():
+    checker = verifier()
+    issued = token(ttl_s=60)
+    checker.verify(issued, NOW_S)
+
+    with pytest.raises(AuthError) as caught:
+        checker.verify(issued, NOW_S + 60)
+
+    assert caught.value.code == "token_expired"
+
+
+def test_a_refused_token_is_refused_again_after_a_good_one_was_cached():
+    checker = verifier()
+    issued = token()
+    checker.verify(issued, NOW_S)
+    head, payload, signature = issued.split(".")
+    tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+
+    for _ in range(2):
+        with pytest.raises(AuthError) as caught:
+            checker.verify(tampered, NOW_S)
+        assert caught.value.code == "token_invalid"
+
+
+def test_the_cache_keeps_at_most_cache_max_tokens_and_each_still_verifies(monkeypatch):
+    checker = TokenVerifier(TEST_SECRET, issuer="tickgate", leeway_s=0, cache_max=2)
+    tokens = [token(now_s=NOW_S + n) for n in range(3)]
+    for issued in tokens:
+        checker.verify(issued, NOW_S + 3)
+    decoded = count_decodes(monkeypatch)
+
+    principals = [checker.verify(issued, NOW_S + 3) for issued in reversed(tokens)]
+
+    # The two newest were kept; the oldest was evicted and is decoded again.
+    assert [p.subject for p in principals] == ["trader-1"] * 3
+    assert decoded == ["x"]
+
+
+def test_a_negative_cache_size_is_refused():
+    with pytest.raises(ValueError, match="cache_max must not be negative"):
+        TokenVerifier(TEST_SECRET, issuer="tickgate", leeway_s=0, cache_max=-1)
