@@ -51,6 +51,11 @@ class KafkaLedgerEvents:
         self._consumer: AIOKafkaConsumer | None = None
         self.malformed = 0
 
+    @property
+    def is_up(self) -> bool:
+        """Whether the consumer is connected (it reconnects with backoff when not)."""
+        return self._consumer is not None
+
     async def run(self) -> None:
         """Consume, reconnecting with backoff while the broker is down."""
         while True:
