@@ -491,6 +491,12 @@ class PostgresLedgerStore:
     async def unsent_events(self, limit: int) -> list[OutboxEvent]:
         return await self._events("sent_ns IS NULL", [], limit)
 
+    async def unsent_event_count(self) -> int:
+        # The partial index outbox_unsent holds exactly these rows.
+        async with self._conn() as conn:
+            count = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_ns IS NULL")
+        return int(count)
+
     async def events_after(
         self, after_seq: int, limit: int, account_id: AccountId | None = None
     ) -> list[OutboxEvent]:

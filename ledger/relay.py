@@ -116,6 +116,10 @@ class OutboxRelay:
         self._interval_s = interval_ms / 1000
         self._wake = asyncio.Event()
         self.published = 0
+        # Events committed and not yet published, as of the last round: 0 after
+        # a round that caught up, counted in the store after a full round (the
+        # relay is behind) or a failed one (the sinks or the store are down).
+        self.backlog = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -125,15 +129,24 @@ class OutboxRelay:
         while True:
             try:
                 while await self.relay_once():
-                    pass
+                    self.backlog = await self._store.unsent_event_count()
+                self.backlog = 0
             except Exception as e:
                 logger.warning("the outbox relay failed, retrying: %s", e)
+                await self._count_backlog()
             self._wake.clear()
             try:
                 async with asyncio.timeout(self._interval_s):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _count_backlog(self) -> None:
+        try:
+            self.backlog = await self._store.unsent_event_count()
+        except Exception as e:
+            # The store is down too: the last count stands until it answers.
+            logger.debug("the outbox backlog cannot be counted: %s", e)
 
     async def relay_once(self) -> bool:
         """Publish one batch of events and dead letters; whether there may be more."""

@@ -47,7 +47,7 @@ from ledger.errors import (
     StoreUnavailable,
     UnbalancedTransaction,
 )
-from ledger.journal import DeadLetterDraft
+from ledger.journal import Batch, DeadLetterDraft
 from ledger.rail import PaymentRail, RailStatus
 from ledger.relay import EventSink, ListenerSink, OutboxRelay
 from ledger.saga import (
@@ -185,6 +185,7 @@ class LedgerService:
         self._rail_tasks: set[asyncio.Task[None]] = set()
         self.commands_processed = 0
         self.batches_committed = 0
+        self._commit_listeners: list[Callable[[Batch], None]] = []
 
     async def __aenter__(self) -> LedgerService:
         await self.start()
@@ -233,6 +234,10 @@ class LedgerService:
     def add_event_listener(self, listener: Callable[[Sequence[OutboxEvent]], None]) -> None:
         """Call ``listener`` with each relayed batch of events, in order (embedded use)."""
         self.listeners.add(listener)
+
+    def add_commit_listener(self, listener: Callable[[Batch], None]) -> None:
+        """Call ``listener`` with each batch once it is committed (for metrics)."""
+        self._commit_listeners.append(listener)
 
     def wake(self) -> None:
         """New commands are in the inbox: fetch now rather than at the next poll."""
@@ -288,6 +293,9 @@ class LedgerService:
         self.state.apply(plan.clients, plan.orders, plan.payments)
         self.batches_committed += 1
         self.commands_processed += len(plan.batch.commands)
+        if not plan.batch.is_empty:
+            for listener in self._commit_listeners:
+                listener(plan.batch)
         self.relay.wake()
         if plan.withdrawals:
             self._rail_wake.set()

@@ -479,6 +479,14 @@ class SqliteLedgerStore:
     async def unsent_events(self, limit: int) -> list[OutboxEvent]:
         return await self._run(self._events, "sent_ns IS NULL", [], limit)
 
+    async def unsent_event_count(self) -> int:
+        return await self._run(self._unsent_count)
+
+    def _unsent_count(self) -> int:
+        # The partial index outbox_unsent holds exactly these rows.
+        (count,) = self._db.execute("SELECT count(*) FROM outbox WHERE sent_ns IS NULL").fetchone()
+        return int(count)
+
     async def events_after(
         self, after_seq: int, limit: int, account_id: AccountId | None = None
     ) -> list[OutboxEvent]:

@@ -64,6 +64,14 @@ class KafkaSource:
         self._commit_task: asyncio.Task[None] | None = None
         self._dead_letters = DeadLetterQueue(settings.dlq_topic, metrics)
         self._last_probe_s = 0.0
+        # Records behind the partition's high watermark after the last fetch from it.
+        self._lag: dict[tuple[str, ...], float] = {}
+        metrics.labelled_gauge(
+            "kafka_consumer_lag",
+            "Records of md.ticks not yet consumed, per partition, as of the last fetch.",
+            ("topic", "partition"),
+            lambda: self._lag,
+        )
 
     @property
     def is_up(self) -> bool:
@@ -182,9 +190,21 @@ class KafkaSource:
                 continue
             self._set_up(True)
             self._last_probe_s = time.monotonic()
+            self._note_lag(consumer, fetched)
             batch = await self._decode(fetched)
             if batch is not None:
                 yield batch
+
+    def _note_lag(
+        self,
+        consumer: AIOKafkaConsumer,
+        fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        for tp, records in fetched.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(highwater - (records[-1].offset + 1), 0)
+                self._lag[(tp.topic, str(tp.partition))] = float(lag)
 
     async def _decode(
         self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]

@@ -140,8 +140,11 @@ class LedgerEvents:
             return
         fills: list[Fill] = []
         cash: list[CashMovement] = []
+        counters = self._metrics.counters
         for event in fresh:
-            self._metrics.counters.ledger_events += 1
+            counters.ledger_events += 1
+            if event.type == "order":
+                counters.order_updates[str(event.fields.get("status"))] += 1
             try:
                 self._collect(event, fills, cash)
             except (KeyError, ValueError) as e:

@@ -47,7 +47,7 @@ from gateway.trading.ledgerreads import API_OPENAPI
 from ledger.accounts import load_accounts
 from ledger.bank import SimulatedBank
 from ledger.inbox import InboxBus, InboxSource
-from ledger.journal import OrderRow
+from ledger.journal import Batch, OrderRow
 from ledger.relay import EventSink
 from ledger.service import CommandSource, LedgerService
 from ledger.store import LedgerStore
@@ -168,6 +168,7 @@ class Trading:
         if settings.ledger.embedded:
             trading.ledger = build_ledger_service(settings, master, book, store, clock)
             trading.service = trading.ledger.service
+            _expose_ledger(trading.service, metrics)
         return trading
 
     # --- startup ----------------------------------------------------------------------
@@ -358,6 +359,34 @@ def build_ledger_service(
         now_ns=clock.now_ns,
     )
     return LedgerParts(service, bank, sinks)
+
+
+def _expose_ledger(service: LedgerService, metrics: Metrics) -> None:
+    # The embedded ledger service's figures on the gateway's /metrics.
+    batch_commands = metrics.histogram(
+        "ledger_batch_commands",
+        "Commands in one committed ledger batch.",
+        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+    )
+    counters = metrics.counters
+
+    def committed(batch: Batch) -> None:
+        counters.ledger_batches += 1
+        counters.ledger_transactions += len(batch.transactions)
+        counters.ledger_postings += sum(len(t.postings) for t in batch.transactions)
+        batch_commands.observe(len(batch.commands))
+
+    service.add_commit_listener(committed)
+    metrics.gauge(
+        "ledger_outbox_backlog",
+        "Ledger events committed and not yet relayed, as of the relay's last round.",
+        lambda: service.relay.backlog,
+    )
+    metrics.gauge(
+        "ledger_open_orders",
+        "Orders resting in the ledger (accepted, reserved or partially filled).",
+        lambda: service.open_order_count,
+    )
 
 
 class _EntryEventLog:

@@ -49,6 +49,8 @@ _NS_PER_S: Final = 1_000_000_000
 # outright (close 1009) instead of buffering them for the session to refuse.
 _TRANSPORT_SIZE_FACTOR: Final = 4
 _HEARTBEAT_BODY: Final = encode_body({"type": "heartbeat"})
+# RFC 6455's code for a connection that ended without a close frame (never sent).
+_NO_CLOSE_FRAME: Final = "1006"
 # SO_LINGER on, zero seconds: closing the socket resets the connection.
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
@@ -163,6 +165,7 @@ class WebSocketConnection(PluggedProtocol):
         if self.state is ConnectionState.OPEN:  # close() unregisters a closing one
             self._open_hub.unregister(self)
             self._count_unsent_conflations()
+            self._count_close_not_ours()
             self.log.debug("connection lost: %s", exc)
         self.state = ConnectionState.CLOSED
 
@@ -274,6 +277,19 @@ class WebSocketConnection(PluggedProtocol):
         self._abort_timer = self._loop.call_later(close_timeout_s, self._abort)
 
     # --- internals ----------------------------------------------------------------
+
+    def _count_close_not_ours(self) -> None:
+        # A connection that ended without close(): the protocol layer closed it
+        # (1002, 1007, 1009: counted with the server's closes), or the peer did
+        # (1006 when it dropped without a close frame).
+        counters = self._open_hub.metrics.counters
+        ws = self._ws
+        if ws.close_sent is not None and not ws.close_rcvd_then_sent:
+            counters.ws_closes[str(ws.close_sent.code)] += 1
+        elif ws.close_rcvd is not None:
+            counters.ws_peer_closes[str(ws.close_rcvd.code)] += 1
+        else:
+            counters.ws_peer_closes[_NO_CLOSE_FRAME] += 1
 
     @property
     def _open_hub(self) -> ConnectionHub:
