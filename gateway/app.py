@@ -137,7 +137,12 @@ async def _open_accounts(gateway: Gateway, truth: dict[AccountId, AccountRecord]
         history=history,
         trading_days=trading_days,
     )
-    logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
+    logger.info(
+        "portfolio: %d accounts, %d positions",
+        positions.size_n,
+        positions.size_p,
+        extra={"event": "portfolio.loaded"},
+    )
     return Accounts(positions, engine, channel, pacer, worker, cache)
 
 
@@ -237,6 +242,7 @@ def build_gateway(
         logger.warning(
             "no TICKGATE_AUTH_JWT_SECRET is set; using the development secret in %s",
             settings.data_dir,
+            extra={"event": "auth.dev_secret_used"},
         )
     verifier = TokenVerifier(
         jwt_secret(settings), issuer=settings.auth.issuer, leeway_s=settings.auth.leeway_s
@@ -297,6 +303,7 @@ def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
         limit,
         server.reserved_fds,
         admission.health_headroom,
+        extra={"event": "connections.capacity"},
     )
     return admission
 

@@ -751,6 +751,7 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path("~/.local/share/tickgate")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     shutdown_timeout_s: int = 10
     server: ServerSettings = field(default_factory=ServerSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)

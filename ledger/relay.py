@@ -88,12 +88,18 @@ class ListenerSink:
             try:
                 listener(events)
             except Exception:
-                logger.exception("a ledger event listener failed")
+                logger.exception(
+                    "a ledger event listener failed", extra={"event": "ledger.listener_failed"}
+                )
 
     async def publish_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
             logger.warning(
-                "ledger dead letter %d: %s (%s)", letter.dlq_id, letter.reason, letter.detail
+                "ledger dead letter %d: %s (%s)",
+                letter.dlq_id,
+                letter.reason,
+                letter.detail,
+                extra={"event": "ledger.dead_letter"},
             )
 
 
@@ -132,7 +138,11 @@ class OutboxRelay:
                     self.backlog = await self._store.unsent_event_count()
                 self.backlog = 0
             except Exception as e:
-                logger.warning("the outbox relay failed, retrying: %s", e)
+                logger.warning(
+                    "the outbox relay failed, retrying: %s",
+                    e,
+                    extra={"event": "ledger.relay_failed"},
+                )
                 await self._count_backlog()
             self._wake.clear()
             try:
@@ -146,7 +156,11 @@ class OutboxRelay:
             self.backlog = await self._store.unsent_event_count()
         except Exception as e:
             # The store is down too: the last count stands until it answers.
-            logger.debug("the outbox backlog cannot be counted: %s", e)
+            logger.debug(
+                "the outbox backlog cannot be counted: %s",
+                e,
+                extra={"event": "ledger.backlog_uncounted"},
+            )
 
     async def relay_once(self) -> bool:
         """Publish one batch of events and dead letters; whether there may be more."""

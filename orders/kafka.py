@@ -66,7 +66,12 @@ class KafkaCommandBus:
             async with asyncio.timeout(self._settings.send_timeout_ms / 1000):
                 await self._connected()
         except (BusUnavailable, TimeoutError) as e:
-            logger.warning("kafka %s not reachable at start: %s", self._settings.bootstrap, e)
+            logger.warning(
+                "kafka %s not reachable at start: %s",
+                self._settings.bootstrap,
+                e,
+                extra={"event": "orders.bus_unreachable"},
+            )
             return
         self._is_up = True
 
@@ -80,7 +85,11 @@ class KafkaCommandBus:
             async with asyncio.timeout(self._settings.send_timeout_ms / 1000):
                 await producer.stop()
         except (KafkaError, TimeoutError) as e:
-            logger.warning("closing the kafka producer failed: %s", e)
+            logger.warning(
+                "closing the kafka producer failed: %s",
+                e,
+                extra={"event": "orders.bus_close_failed"},
+            )
 
     async def __aenter__(self) -> KafkaCommandBus:
         await self.start()

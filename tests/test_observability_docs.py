@@ -1,12 +1,15 @@
 """Operators' references agree with the code, both ways: the metrics reference of
 docs/operations.md and the families a running gateway exposes; the Grafana dashboard and the
-Prometheus alert rules in deploy/ use only metrics that exist, and every alert is documented."""
+Prometheus alert rules in deploy/ use only metrics that exist, and every alert is documented;
+every log call names an event, and the log events of the code are the ones documented."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +25,9 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 # A metric name in a PromQL expression: ours, and the process metrics we expose.
 USED = re.compile(r"\b((?:tickgate|process)_[a-z0-9_]+)\b")
 HISTOGRAM_SERIES = re.compile(r"_(bucket|count|sum)$")
+LOG_LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
+LOGGERS = {"logger", "log"}  # a module's logger, and a connection's adapter (self.log)
+PACKAGES = ("gateway", "ledger", "orders", "portfolio", "pricing")
 
 
 def documented_metrics() -> set[str]:
@@ -132,3 +138,59 @@ def test_dashboard_panels_have_unique_ids_and_a_query_each():
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids))
     assert all(p["targets"] for p in panels if p["type"] != "row")
+
+
+def log_calls(source: str) -> Iterator[tuple[int, str | None]]:
+    """Each log call's line and the literal event it names (None when it names none)."""
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        target = node.func.value
+        name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+        if node.func.attr not in LOG_LEVELS or name not in LOGGERS:
+            continue
+        event = None
+        for keyword in node.keywords:
+            if keyword.arg == "extra" and isinstance(keyword.value, ast.Dict):
+                for key, value in zip(keyword.value.keys, keyword.value.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value == "event":
+                        assert isinstance(value, ast.Constant), "an event name is a literal"
+                        assert isinstance(value.value, str)
+                        event = value.value
+        yield node.lineno, event
+
+
+def code_log_calls() -> dict[str, str | None]:
+    """``path:line`` of every log call of our packages, and its event."""
+    calls = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for line, event in log_calls(path.read_text(encoding="utf-8")):
+                calls[f"{path.relative_to(ROOT)}:{line}"] = event
+    return calls
+
+
+def documented_log_events() -> set[str]:
+    logging_section = section(DOCS / "operations.md", "## Logging")
+    return set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", logging_section, re.MULTILINE))
+
+
+def test_every_log_call_names_an_event():
+    assert [where for where, event in code_log_calls().items() if event is None] == []
+
+
+def test_every_log_event_is_documented():
+    assert {e for e in code_log_calls().values() if e} - documented_log_events() == set()
+
+
+def test_every_documented_log_event_exists():
+    assert documented_log_events() - {e for e in code_log_calls().values() if e} == set()
+
+
+def test_the_log_reader_finds_events_and_calls_without_one():
+    source = (
+        'logger.info("a %s", x, extra={"event": "feed.up"})\nself.log.warning("b")\nprint("c")\n'
+    )
+
+    assert list(log_calls(source)) == [(1, "feed.up"), (2, None)]
+    assert "service.started" in documented_log_events()

@@ -123,7 +123,11 @@ class KafkaSource:
                 await self._disconnect()
                 delay_s = backoff.next_delay_s()
                 logger.warning(
-                    "kafka %s unavailable (%s); retrying in %.1f s", self._bootstrap, e, delay_s
+                    "kafka %s unavailable (%s); retrying in %.1f s",
+                    self._bootstrap,
+                    e,
+                    delay_s,
+                    extra={"event": "feed.unavailable"},
                 )
                 await asyncio.sleep(delay_s)
 
@@ -285,7 +289,11 @@ class KafkaSource:
             async with asyncio.timeout(self._settings.commit_timeout_ms / 1000):
                 await consumer.commit(request)
         except (KafkaError, TimeoutError) as e:
-            logger.warning("committing offsets failed (%s); will retry", e)
+            logger.warning(
+                "committing offsets failed (%s); will retry",
+                e,
+                extra={"event": "feed.offsets_commit_failed"},
+            )
             return
         for tp, offset in offsets.items():
             # Offsets acknowledged while the commit was in flight, or held back
@@ -299,9 +307,14 @@ class KafkaSource:
         self._is_up = is_up
         if is_up:
             self._metrics.counters.feed_connects += 1
-            logger.info("kafka %s is up", self._bootstrap)
+            logger.info("kafka %s is up", self._bootstrap, extra={"event": "feed.up"})
         else:
-            logger.warning("kafka %s is down (%s); prices go stale", self._bootstrap, reason)
+            logger.warning(
+                "kafka %s is down (%s); prices go stale",
+                self._bootstrap,
+                reason,
+                extra={"event": "feed.down"},
+            )
 
 
 async def _close(what: str, client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
@@ -314,6 +327,12 @@ async def _close(what: str, client: AIOKafkaConsumer | AIOKafkaProducer) -> None
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-        logger.warning("closing the kafka %s was cut short by the client; it is closed", what)
+        logger.warning(
+            "closing the kafka %s was cut short by the client; it is closed",
+            what,
+            extra={"event": "feed.close_cut_short"},
+        )
     except Exception as e:
-        logger.warning("closing the kafka %s failed: %s", what, e)
+        logger.warning(
+            "closing the kafka %s failed: %s", what, e, extra={"event": "feed.close_failed"}
+        )

@@ -120,4 +120,8 @@ class MarketDataPipeline:
             try:
                 listener.on_book_changed(changed_ix, now_ns)
             except Exception:
-                logger.exception("listener %r failed on a tick batch", listener)
+                logger.exception(
+                    "listener %r failed on a tick batch",
+                    listener,
+                    extra={"event": "feed.listener_failed"},
+                )

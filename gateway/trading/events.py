@@ -149,7 +149,12 @@ class LedgerEvents:
                 self._collect(event, fills, cash)
             except (KeyError, ValueError) as e:
                 # A malformed event is the ledger's bug, not the client's: log it and go on.
-                logger.error("ledger event %s cannot be applied: %s", event.event_id, e)
+                logger.error(
+                    "ledger event %s cannot be applied: %s",
+                    event.event_id,
+                    e,
+                    extra={"event": "orders.event_unusable"},
+                )
         now_ns = self._now_ns()
         if self._accounts is not None:
             if fills:

@@ -71,6 +71,7 @@ class KafkaLedgerEvents:
                     self._bootstrap,
                     e,
                     delay_s,
+                    extra={"event": "orders.events_unavailable"},
                 )
                 await asyncio.sleep(delay_s)
 
@@ -115,6 +116,12 @@ class KafkaLedgerEvents:
                         events.append(event_from_wire(record.value or b""))
                     except ValueError as e:
                         self.malformed += 1
-                        logger.error("ledger event at %s:%d is malformed: %s", tp, record.offset, e)
+                        logger.error(
+                            "ledger event at %s:%d is malformed: %s",
+                            tp,
+                            record.offset,
+                            e,
+                            extra={"event": "orders.event_malformed"},
+                        )
             self._router.on_events(events)
             await consumer.commit(offsets)

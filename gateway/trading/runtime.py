@@ -186,7 +186,9 @@ class Trading:
         plan = await self.service.seed(seeds().values(), ts_event=start_ns - 1_000_000_000)
         created = len(plan.batch.clients)
         if created:
-            logger.info("ledger: %d seed account(s) posted", created)
+            logger.info(
+                "ledger: %d seed account(s) posted", created, extra={"event": "ledger.seeded"}
+            )
 
     async def load_accounts(self) -> dict[AccountId, AccountRecord]:
         """Every account as the ledger states it, versioned by its last ledger seq."""
@@ -195,7 +197,10 @@ class Trading:
         snapshot = await load_accounts(self.store, self.master, day_start_ns=start_ns)
         records = {a: account.to_record() for a, account in snapshot.accounts.items()}
         logger.info(
-            "ledger: %d accounts loaded at ledger seq %d", len(records), snapshot.ledger_seq
+            "ledger: %d accounts loaded at ledger seq %d",
+            len(records),
+            snapshot.ledger_seq,
+            extra={"event": "ledger.accounts_loaded"},
         )
         return records
 
@@ -281,7 +286,10 @@ class Trading:
             try:
                 await closer()
             except Exception:
-                logger.exception("closing a part of the order path failed")
+                logger.exception(
+                    "closing a part of the order path failed",
+                    extra={"event": "orders.close_failed"},
+                )
         if self.ledger is not None:
             await self.ledger.close()
 
@@ -320,7 +328,10 @@ class LedgerParts:
                 try:
                     await stop()
                 except Exception:
-                    logger.exception("closing a ledger event sink failed")
+                    logger.exception(
+                        "closing a ledger event sink failed",
+                        extra={"event": "ledger.sink_close_failed"},
+                    )
         self.bank.close()
 
 
@@ -407,6 +418,7 @@ class _EntryEventLog:
                 event.operation,
                 event.transfer_id,
                 event.status,
+                extra={"event": "orders.idempotent_replay"},
             )
         elif isinstance(event, entry_events.IdempotencyConflict):
             counters.orders_idempotency_conflicts[event.code] += 1
@@ -416,6 +428,7 @@ class _EntryEventLog:
                 event.operation,
                 event.transfer_id,
                 event.code,
+                extra={"event": "orders.idempotency_conflict"},
             )
         elif isinstance(event, entry_events.LeaseReconciled):
             counters.orders_reconciliations[event.outcome.value] += 1
@@ -423,14 +436,24 @@ class _EntryEventLog:
                 "idempotency lease reconciled: transfer_id=%s outcome=%s",
                 event.transfer_id,
                 event.outcome.value,
+                extra={"event": "orders.lease_reconciled"},
             )
         elif isinstance(event, entry_events.SubmitFailed):
             counters.orders_submit_failures += 1
-            logger.warning("command bus refused transfer %s: %s", event.transfer_id, event.reason)
+            logger.warning(
+                "command bus refused transfer %s: %s",
+                event.transfer_id,
+                event.reason,
+                extra={"event": "orders.submit_failed"},
+            )
         elif isinstance(
             event, entry_events.IdempotencyStoreFailed | entry_events.RecordNotCompleted
         ):
-            logger.warning("idempotency store failed: %s", event)
+            logger.warning(
+                "idempotency store failed: %s",
+                event,
+                extra={"event": "orders.idempotency_store_failed"},
+            )
         elif isinstance(event, entry_events.TradingStateChanged):
             logger.warning(
                 "audit: trading state %s -> %s by %s (%s)",
@@ -438,4 +461,5 @@ class _EntryEventLog:
                 event.current.state.value,
                 event.current.changed_by,
                 event.current.reason,
+                extra={"event": "audit.trading_state_changed"},
             )
