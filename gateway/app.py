@@ -44,6 +44,7 @@ from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.tracing import build_tracer
 from gateway.trading.runtime import Trading
 from gateway.uvicornseam import SERVER_SETTINGS_STATE_KEY
 from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
@@ -266,7 +267,9 @@ def build_gateway(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )
     seeds = seed_records(settings, master)
-    trading = Trading.build(settings, master, book, clock=clock, metrics=metrics, epoch=epoch)
+    trading = Trading.build(
+        settings, master, book, clock=clock, metrics=metrics, epoch=epoch, tracer=build_tracer()
+    )
     gateway = Gateway(
         settings=settings,
         master=master,

@@ -31,6 +31,7 @@ import orjson
 
 from gateway.channels.orders import OrdersChannel
 from gateway.metrics import Metrics
+from gateway.tracing import NO_TRACER, Tracer
 from ledger.store import OutboxEvent
 from orders.types import TransferId
 from portfolio.engine import PortfolioChange
@@ -120,8 +121,10 @@ class LedgerEvents:
         note_transfer: Callable[[TransferId], None] | None,
         now_ns: Callable[[], int],
         metrics: Metrics,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._master = master
+        self._tracer = tracer
         self._accounts = accounts
         self._channel = channel
         self._note_transfer = note_transfer
@@ -163,6 +166,42 @@ class LedgerEvents:
                 self._accounts.apply_cash(cash, now_ns)
         if self._channel is not None:
             self._channel.publish((e.account_id, e.type, _wire_fields(e)) for e in fresh)
+        self._trace_pushes(fresh, now_ns)
+
+    def _trace_pushes(self, events: list[LedgerEvent], now_ns: int) -> None:
+        # Each traced event has reached the accounts and the orders channel.
+        is_logged = logger.isEnabledFor(logging.DEBUG)
+        if not is_logged and self._tracer is NO_TRACER:
+            return
+        for event in events:
+            trace_id = event.fields.get("trace_id")
+            if not isinstance(trace_id, str):
+                continue
+            status = event.fields.get("status")
+            if is_logged:
+                logger.debug(
+                    "pushed %s %s of %s on orders (trace %s)",
+                    event.type,
+                    status,
+                    event.account_id,
+                    trace_id,
+                    extra={
+                        "event": "orders.event_pushed",
+                        "trace_id": trace_id,
+                        "ledger_event": event.type,
+                        "status": status,
+                        "account_id": event.account_id,
+                        "event_id": event.event_id,
+                    },
+                )
+            start_ns = event.fields.get("ts_event")
+            self._tracer.record(
+                "tickgate.orders.push",
+                trace_id,
+                start_ns if isinstance(start_ns, int) else now_ns,
+                now_ns,
+                {"tickgate.event": event.type, "tickgate.account_id": event.account_id},
+            )
 
     def _is_new(self, event: LedgerEvent) -> bool:
         last = self._last_seq.get(event.account_id, 0)

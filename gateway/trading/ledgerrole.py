@@ -26,7 +26,8 @@ from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.settings import Settings
-from gateway.trading.runtime import build_ledger_service, build_ledger_store
+from gateway.tracing import build_tracer
+from gateway.trading.runtime import build_ledger_service, build_ledger_store, trace_commits
 from pricing.pricebook import PriceBook
 from pricing.types import I64Array1D
 
@@ -63,6 +64,7 @@ async def _run(settings: Settings) -> None:
     store = build_ledger_store(settings)
     ledger = build_ledger_service(settings, master, book, store, clock)
     service = ledger.service
+    trace_commits(service, build_tracer(), clock.now_ns)
     pipeline = MarketDataPipeline(
         source,
         book,

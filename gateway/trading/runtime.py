@@ -33,6 +33,7 @@ from gateway.channels.orders import OrdersChannel
 from gateway.clock import Clock
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.tracing import NO_TRACER, Tracer
 from gateway.trading.accountview import EngineAccountView
 from gateway.trading.config import (
     bank_settings,
@@ -53,6 +54,7 @@ from ledger.service import CommandSource, LedgerService
 from ledger.store import LedgerStore
 from orders import events as entry_events
 from orders.bus import CommandBus
+from orders.commands import Command
 from orders.entry import OrderEntry
 from orders.idempotency import IdempotencyStore
 from orders.ports import EntryPorts
@@ -69,6 +71,7 @@ __all__ = [
     "build_ledger_service",
     "build_ledger_store",
     "order_wire",
+    "trace_commits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +128,7 @@ class Trading:
     bus: CommandBus
     idempotency: IdempotencyStore
     channel: OrdersChannel
+    tracer: Tracer = NO_TRACER
     service: LedgerService | None = None
     ledger: LedgerParts | None = None
     entry: OrderEntry | None = None
@@ -142,6 +146,7 @@ class Trading:
         clock: Clock,
         metrics: Metrics,
         epoch: str,
+        tracer: Tracer = NO_TRACER,
     ) -> Trading:
         """Build the parts the settings name (nothing is started)."""
         store = build_ledger_store(settings)
@@ -164,11 +169,13 @@ class Trading:
             bus=bus,
             idempotency=idempotency,
             channel=OrdersChannel(epoch=epoch, history=orders.channel_history),
+            tracer=tracer,
         )
         if settings.ledger.embedded:
             trading.ledger = build_ledger_service(settings, master, book, store, clock)
             trading.service = trading.ledger.service
             _expose_ledger(trading.service, metrics)
+            trace_commits(trading.service, tracer, clock.now_ns)
         return trading
 
     # --- startup ----------------------------------------------------------------------
@@ -219,7 +226,7 @@ class Trading:
                 self.master,
                 ports,
                 entry_settings(self.settings.api, self.settings.orders),
-                on_event=_EntryEventLog(self.metrics),
+                on_event=_EntryEventLog(self.metrics, self.tracer, self.clock.now_ns),
                 encode=orjson.dumps,
                 openapi=API_OPENAPI,
             )
@@ -233,6 +240,7 @@ class Trading:
             note_transfer=None if entry is None else entry.note_ledger_event,
             now_ns=self.clock.now_ns,
             metrics=self.metrics,
+            tracer=self.tracer,
         )
         if self.service is not None:
             self.service.add_event_listener(self.events.on_outbox)
@@ -400,15 +408,83 @@ def _expose_ledger(service: LedgerService, metrics: Metrics) -> None:
     )
 
 
-class _EntryEventLog:
-    # Order entry's facts as logs and metrics (the core does not log).
+def trace_commits(service: LedgerService, tracer: Tracer, now_ns: Callable[[], int]) -> None:
+    """Log each committed event of a traced order or payment, and record its span."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def committed(batch: Batch) -> None:
+        is_logged = logger.isEnabledFor(logging.DEBUG)
+        if not is_logged and tracer is NO_TRACER:
+            return
+        end_ns = now_ns()
+        for event in batch.events:
+            trace_id = event.payload.get("trace_id")
+            if not isinstance(trace_id, str):
+                continue
+            status = event.payload.get("status")
+            if is_logged:
+                logger.debug(
+                    "ledger committed %s %s of %s (trace %s)",
+                    event.type,
+                    status,
+                    event.account_id,
+                    trace_id,
+                    extra={
+                        "event": "ledger.event_committed",
+                        "trace_id": trace_id,
+                        "ledger_event": event.type,
+                        "status": status,
+                        "account_id": event.account_id,
+                        "event_id": event.event_id,
+                    },
+                )
+            tracer.record(
+                "tickgate.ledger.commit",
+                trace_id,
+                batch.ts_ns,
+                end_ns,
+                {"tickgate.event": event.type, "tickgate.account_id": event.account_id},
+            )
+
+    service.add_commit_listener(committed)
+
+
+class _EntryEventLog:
+    # Order entry's facts as logs, metrics and spans (the core does not log).
+
+    def __init__(self, metrics: Metrics, tracer: Tracer, now_ns: Callable[[], int]) -> None:
         self._counters = metrics.counters
+        self._tracer = tracer
+        self._now_ns = now_ns
+
+    def _accepted(self, command: Command) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s accepted for %s: transfer %s (trace %s)",
+                command.type.value,
+                command.account_id,
+                command.transfer_id,
+                command.trace_id,
+                extra={
+                    "event": "orders.accepted",
+                    "trace_id": command.trace_id,
+                    "transfer_id": command.transfer_id,
+                    "account_id": command.account_id,
+                    "command": command.type.value,
+                },
+            )
+        self._tracer.record(
+            "tickgate.order.accept",
+            command.trace_id,
+            command.ts_accepted,
+            self._now_ns(),
+            {"tickgate.command": command.type.value, "tickgate.account_id": command.account_id},
+        )
 
     def __call__(self, event: entry_events.EntryEvent) -> None:
         counters = self._counters
-        if isinstance(event, entry_events.RequestAnswered):
+        if isinstance(event, entry_events.CommandAccepted):
+            self._accepted(event.command)
+        elif isinstance(event, entry_events.RequestAnswered):
             counters.orders_requests[str(event.status)] += 1
         elif isinstance(event, entry_events.RequestReplayed):
             counters.orders_idempotent_replays[event.operation] += 1
