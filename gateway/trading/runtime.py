@@ -89,7 +89,7 @@ def build_ledger_store(settings: Settings) -> LedgerStore:
     return SqliteLedgerStore(location)
 
 
-def order_wire(record: OrderRecord) -> dict[str, object]:
+def order_wire(record: OrderRecord, trace_id: str | None = None) -> dict[str, object]:
     """An order's state as the ``orders`` channel and the ledger's events carry it."""
     return {
         "account_id": record.account_id,
@@ -108,6 +108,7 @@ def order_wire(record: OrderRecord) -> dict[str, object]:
         "reason": record.reason,
         "ts_accepted": record.ts_accepted,
         "ts_event": record.ts_updated,
+        "trace_id": trace_id,
     }
 
 
@@ -231,7 +232,7 @@ class Trading:
                 openapi=API_OPENAPI,
             )
         rows: list[OrderRow] = await self.store.open_orders()
-        self.channel.load_open_orders(order_wire(row.record) for row in rows)
+        self.channel.load_open_orders(order_wire(row.record, row.trace_id) for row in rows)
         entry = self.entry
         self.events = LedgerEvents(
             self.master,

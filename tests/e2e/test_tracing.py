@@ -150,3 +150,45 @@ print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
     )
 
     assert result.stdout.strip() == "[]"
+
+
+async def test_a_resting_orders_trace_id_is_in_the_snapshot_after_a_restart(tmp_path):
+    settings = order_settings(tmp_path)
+    body = {
+        "account_id": ACCOUNT,
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": "1",
+        "type": "limit",
+        "limit_price": "95.00",
+        "time_in_force": "gtc",
+    }
+    source = ScriptedSource()
+    async with running_gateway(settings, source=source) as gw:
+        aapl = gw.gateway.master.symbol_index["AAPL"]
+        source.push(make_batch([aapl], bid=[100.0], ask=[100.02]))
+        await poll_until(source.is_drained, what="the quote")
+        async with client(gw.ws_url + f"?token={token()}") as c:
+            await subscribe_orders(c)
+            answer = await request(
+                "POST",
+                f"{gw.api_url}/v1/orders",
+                body=orjson.dumps(body),
+                token=token(),
+                headers={"Idempotency-Key": str(uuid.uuid4()), "traceparent": TRACEPARENT},
+            )
+            assert answer.status == 202, answer.body
+            await c.until(lambda m: m.get("channel") == "orders" and m.get("status") == "reserved")
+
+    async with (
+        running_gateway(settings, source=ScriptedSource()) as gw,
+        client(gw.ws_url + f"?token={token()}") as c,
+    ):
+        await c.send({"op": "subscribe", "channel": "orders", "account": ACCOUNT, "id": 1})
+        snapshot = await c.until(
+            lambda m: m.get("type") == "snapshot" and m.get("channel") == "orders"
+        )
+
+    assert answer.status == 202
+    [resting] = snapshot["orders"]
+    assert (resting["order_id"], resting["trace_id"]) == (answer.json()["order_id"], TRACE_ID)
