@@ -74,7 +74,13 @@ def raise_open_file_limit() -> tuple[int, int]:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError) as e:
-        logger.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, e)
+        logger.warning(
+            "cannot raise the open-file limit from %d to %d: %s",
+            soft,
+            hard,
+            e,
+            extra={"event": "connections.fd_limit_not_raised"},
+        )
         return soft, soft
     return soft, hard
 
@@ -96,6 +102,7 @@ class ConnectionAdmission:
                 "TICKGATE_SERVER_RESERVED_FDS",
                 capacity,
                 health_headroom,
+                extra={"event": "connections.fd_limit_low"},
             )
         self.capacity = max(capacity, 1)
         self.health_headroom = min(health_headroom, self.capacity - 1)
@@ -128,6 +135,7 @@ class ConnectionAdmission:
                 "connections at capacity (%d, the open-file limit minus the reserve) and "
                 "none can be shed; refused a new connection",
                 self.capacity,
+                extra={"event": "connections.refused_at_capacity"},
             )
             return
         self._close(*victim, "shed")
@@ -151,6 +159,7 @@ class ConnectionAdmission:
                     "the last %d are kept for plain HTTP",
                     len(self._open),
                     self.health_headroom,
+                    extra={"event": "connections.upgrade_refused"},
                 )
                 return False
             self._close(*victim, "shed")
@@ -198,6 +207,7 @@ class ConnectionAdmission:
             "connections at capacity (%d, the open-file limit minus the reserve); "
             "closed the oldest incomplete connection",
             self.capacity,
+            extra={"event": "connections.shed"},
         )
 
     def _close(self, key: object, connection: Sheddable, reason: str) -> None:

@@ -44,6 +44,7 @@ from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.tracing import build_tracer
 from gateway.trading.runtime import Trading
 from gateway.uvicornseam import SERVER_SETTINGS_STATE_KEY
 from gateway.ws.channelspecs import QUOTES, PortfolioChannelSpec, QuotesChannelSpec
@@ -137,7 +138,12 @@ async def _open_accounts(gateway: Gateway, truth: dict[AccountId, AccountRecord]
         history=history,
         trading_days=trading_days,
     )
-    logger.info("portfolio: %d accounts, %d positions", positions.size_n, positions.size_p)
+    logger.info(
+        "portfolio: %d accounts, %d positions",
+        positions.size_n,
+        positions.size_p,
+        extra={"event": "portfolio.loaded"},
+    )
     return Accounts(positions, engine, channel, pacer, worker, cache)
 
 
@@ -237,6 +243,7 @@ def build_gateway(
         logger.warning(
             "no TICKGATE_AUTH_JWT_SECRET is set; using the development secret in %s",
             settings.data_dir,
+            extra={"event": "auth.dev_secret_used"},
         )
     verifier = TokenVerifier(
         jwt_secret(settings), issuer=settings.auth.issuer, leeway_s=settings.auth.leeway_s
@@ -260,7 +267,9 @@ def build_gateway(
         source, book, [quotes], settings=settings.feed, clock=clock, metrics=metrics
     )
     seeds = seed_records(settings, master)
-    trading = Trading.build(settings, master, book, clock=clock, metrics=metrics, epoch=epoch)
+    trading = Trading.build(
+        settings, master, book, clock=clock, metrics=metrics, epoch=epoch, tracer=build_tracer()
+    )
     gateway = Gateway(
         settings=settings,
         master=master,
@@ -297,6 +306,7 @@ def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
         limit,
         server.reserved_fds,
         admission.health_headroom,
+        extra={"event": "connections.capacity"},
     )
     return admission
 

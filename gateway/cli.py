@@ -240,7 +240,7 @@ def _cmd_ledger(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.trading import admin
 
     # Operator commands log to stderr: the audit lines of a redrive, for one.
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.ledger_command == "run":
         from gateway.trading.ledgerrole import run_ledger
 

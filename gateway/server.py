@@ -95,10 +95,15 @@ def serve(settings: Settings, role: Role = "run") -> int:
     Returns the exit code: 0 after a complete graceful stop,
     ``EXIT_SHUTDOWN_INCOMPLETE`` when the stop left work undone.
     """
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     before, after = raise_open_file_limit()
     if after != before:
-        logger.info("raised the open-file limit from %d to %d (the hard limit)", before, after)
+        logger.info(
+            "raised the open-file limit from %d to %d (the hard limit)",
+            before,
+            after,
+            extra={"event": "server.fd_limit_raised"},
+        )
     listeners, gateway = servers(settings, role)
     # uvicorn restores the previous handlers after its graceful shutdown and
     # re-raises the signal it caught; these handlers take it, as the stop is done.
@@ -123,4 +128,6 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _signal_after_shutdown(signum: int, frame: FrameType | None) -> None:
-    logger.debug("signal %d received after shutdown", signum)
+    logger.debug(
+        "signal %d received after shutdown", signum, extra={"event": "server.signal_after_shutdown"}
+    )

@@ -76,7 +76,10 @@ class Gateway:
     async def start(self) -> None:
         """Start the source and the store, assemble the accounts, start the tasks."""
         logger.info(
-            "starting tickgate (epoch %s) with settings %s", self.epoch, self.settings.redacted()
+            "starting tickgate (epoch %s) with settings %s",
+            self.epoch,
+            self.settings.redacted(),
+            extra={"event": "service.starting"},
         )
         await self.source.start()
         await self.store.start()
@@ -101,7 +104,12 @@ class Gateway:
         self._spawn("day-roll", lambda: run_day_rolls(day_roll, self._roll_day, self.clock))
         self._spawn("loop-monitor", self.loop_monitor.run)
         self.is_ready = True
-        logger.info("serving %d instruments from the %s source", len(self.master), self.source.name)
+        logger.info(
+            "serving %d instruments from the %s source",
+            len(self.master),
+            self.source.name,
+            extra={"event": "service.started"},
+        )
 
     async def stop(self) -> None:
         """Close clients (1001), stop the tasks and the source, flush the position cache.
@@ -126,10 +134,12 @@ class Gateway:
         await self._step("closing the position store", self.store.stop)
         if self.shutdown_problems:
             logger.warning(
-                "tickgate stopped with work left undone: %s", "; ".join(self.shutdown_problems)
+                "tickgate stopped with work left undone: %s",
+                "; ".join(self.shutdown_problems),
+                extra={"event": "service.stopped_incomplete"},
             )
         else:
-            logger.info("tickgate stopped")
+            logger.info("tickgate stopped", extra={"event": "service.stopped"})
 
     async def _flush_positions(self) -> None:
         assert self.accounts is not None
@@ -140,7 +150,9 @@ class Gateway:
         except StoreUnavailable as e:
             raise ShutdownIncomplete(f"positions not written to the cache at shutdown: {e}") from e
         logger.info(
-            "positions written to the cache at shutdown (%d accounts were waiting)", waiting
+            "positions written to the cache at shutdown (%d accounts were waiting)",
+            waiting,
+            extra={"event": "service.positions_flushed"},
         )
 
     async def _step(self, what: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -150,19 +162,28 @@ class Gateway:
             async with asyncio.timeout(timeout_s):
                 await run()
         except ShutdownIncomplete as e:
-            logger.warning("%s", e)
+            logger.warning("%s", e, extra={"event": "service.shutdown_step_incomplete"})
             self.shutdown_problems.append(str(e))
         except TimeoutError:
-            logger.warning("%s did not finish within %d s; abandoned", what, timeout_s)
+            logger.warning(
+                "%s did not finish within %d s; abandoned",
+                what,
+                timeout_s,
+                extra={"event": "service.shutdown_step_timed_out"},
+            )
             self.shutdown_problems.append(f"{what} timed out")
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
-            logger.warning("%s was cancelled from within", what)
+            logger.warning(
+                "%s was cancelled from within",
+                what,
+                extra={"event": "service.shutdown_step_cancelled"},
+            )
             self.shutdown_problems.append(f"{what} was cancelled")
         except Exception:
-            logger.exception("%s failed", what)
+            logger.exception("%s failed", what, extra={"event": "service.shutdown_step_failed"})
             self.shutdown_problems.append(f"{what} failed")
 
     def _roll_day(self, now_ns: int) -> None:
@@ -185,5 +206,10 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("task %s crashed; restarting in %.0f s", name, _RESTART_DELAY_S)
+            logger.exception(
+                "task %s crashed; restarting in %.0f s",
+                name,
+                _RESTART_DELAY_S,
+                extra={"event": "service.task_crashed"},
+            )
             await asyncio.sleep(_RESTART_DELAY_S)

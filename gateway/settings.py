@@ -753,6 +753,7 @@ class Settings:
     # Expanded here too: Settings() built in code must not mean a directory named "~".
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     shutdown_timeout_s: int = 10
     server: ServerSettings = field(default_factory=ServerSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)

@@ -6,7 +6,9 @@ Decimals travel as their plain text (SQLite TEXT, PostgreSQL NUMERIC via
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +41,13 @@ ORDER_COLUMNS = (
     "order_id, transfer_id, account_id, symbol, side, quantity, order_type, limit_price, "
     "time_in_force, client_order_id, status, filled_quantity, average_price, reason, "
     "ts_accepted, ts_updated, worst_price, hold_account, hold_minor, fill_count, notional"
+)
+# An open order's columns and its command's wire, which holds its trace id.
+OPEN_ORDER_COLUMNS = (
+    "order_id, transfer_id, account_id, symbol, side, quantity, order_type, limit_price, "
+    "time_in_force, client_order_id, status, filled_quantity, average_price, reason, "
+    "ts_accepted, ts_updated, worst_price, hold_account, hold_minor, fill_count, notional, "
+    "(SELECT c.wire FROM commands c WHERE c.transfer_id = orders.transfer_id)"
 )
 PAYMENT_COLUMNS = (
     "payment_id, transfer_id, account_id, kind, amount, amount_minor, currency, reference, "
@@ -87,6 +96,15 @@ def order_tuple(row: OrderRow, *, as_text: bool) -> tuple[object, ...]:
         row.fill_count,
         d(row.notional),
     )
+
+
+def open_order_from_row(v: Sequence[Any]) -> OrderRow:
+    """An open order from its columns in ``OPEN_ORDER_COLUMNS`` order, with its trace id."""
+    trace_id = None
+    if v[21] is not None:
+        value = json.loads(v[21]).get("trace_id")
+        trace_id = value if isinstance(value, str) else None
+    return replace(order_from_row(v[:21]), trace_id=trace_id)
 
 
 def order_from_row(v: Sequence[Any]) -> OrderRow:

@@ -141,7 +141,8 @@ class OrderRow:
     """An order's current state as stored.
 
     ``worst_price`` is the limit price, or a market order's collar;
-    ``hold_minor`` is what the order still reserves on ``hold_account``.
+    ``hold_minor`` is what the order still reserves on ``hold_account``;
+    ``trace_id`` is its command's (W3C trace id), carried by its events.
     """
 
     record: OrderRecord
@@ -150,6 +151,7 @@ class OrderRow:
     hold_minor: int
     fill_count: int
     notional: Decimal  # sum of quantity x price of its fills, for the average price
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,11 @@ class KafkaCommandSource:
             try:
                 await consumer.stop()
             except Exception as e:
-                logger.debug("closing the command consumer failed: %s", e)
+                logger.debug(
+                    "closing the command consumer failed: %s",
+                    e,
+                    extra={"event": "ledger.consumer_close_failed"},
+                )
 
     async def _connect(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -130,7 +134,11 @@ class KafkaEventSink:
             try:
                 await producer.stop()
             except Exception as e:
-                logger.debug("closing the event producer failed: %s", e)
+                logger.debug(
+                    "closing the event producer failed: %s",
+                    e,
+                    extra={"event": "ledger.producer_close_failed"},
+                )
 
     async def _connect(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -33,9 +33,11 @@ import asyncpg
 import orjson
 
 from ledger._rows import (
+    OPEN_ORDER_COLUMNS,
     OPEN_STATUSES,
     ORDER_COLUMNS,
     PAYMENT_COLUMNS,
+    open_order_from_row,
     order_from_row,
     order_tuple,
     payment_from_row,
@@ -439,11 +441,11 @@ class PostgresLedgerStore:
     async def open_orders(self) -> list[OrderRow]:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = ANY($1::text[]) "
+                f"SELECT {OPEN_ORDER_COLUMNS} FROM orders WHERE status = ANY($1::text[]) "
                 "ORDER BY ts_accepted, order_id",
                 list(OPEN_STATUSES),
             )
-        return [order_from_row(r) for r in rows]
+        return [open_order_from_row(r) for r in rows]
 
     async def pending_payments(self) -> list[PaymentRow]:
         async with self._conn() as conn:
@@ -545,6 +547,12 @@ class PostgresLedgerStore:
 
     async def unsent_events(self, limit: int) -> list[OutboxEvent]:
         return await self._events("sent_ns IS NULL", [], limit)
+
+    async def unsent_event_count(self) -> int:
+        # The partial index outbox_unsent holds exactly these rows.
+        async with self._conn() as conn:
+            count = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_ns IS NULL")
+        return int(count)
 
     async def events_after(
         self, after_seq: int, limit: int, account_id: AccountId | None = None

@@ -88,12 +88,18 @@ class ListenerSink:
             try:
                 listener(events)
             except Exception:
-                logger.exception("a ledger event listener failed")
+                logger.exception(
+                    "a ledger event listener failed", extra={"event": "ledger.listener_failed"}
+                )
 
     async def publish_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
             logger.warning(
-                "ledger dead letter %d: %s (%s)", letter.dlq_id, letter.reason, letter.detail
+                "ledger dead letter %d: %s (%s)",
+                letter.dlq_id,
+                letter.reason,
+                letter.detail,
+                extra={"event": "ledger.dead_letter"},
             )
 
 
@@ -116,6 +122,10 @@ class OutboxRelay:
         self._interval_s = interval_ms / 1000
         self._wake = asyncio.Event()
         self.published = 0
+        # Events committed and not yet published, as of the last round: 0 after
+        # a round that caught up, counted in the store after a full round (the
+        # relay is behind) or a failed one (the sinks or the store are down).
+        self.backlog = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -125,15 +135,32 @@ class OutboxRelay:
         while True:
             try:
                 while await self.relay_once():
-                    pass
+                    self.backlog = await self._store.unsent_event_count()
+                self.backlog = 0
             except Exception as e:
-                logger.warning("the outbox relay failed, retrying: %s", e)
+                logger.warning(
+                    "the outbox relay failed, retrying: %s",
+                    e,
+                    extra={"event": "ledger.relay_failed"},
+                )
+                await self._count_backlog()
             self._wake.clear()
             try:
                 async with asyncio.timeout(self._interval_s):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _count_backlog(self) -> None:
+        try:
+            self.backlog = await self._store.unsent_event_count()
+        except Exception as e:
+            # The store is down too: the last count stands until it answers.
+            logger.debug(
+                "the outbox backlog cannot be counted: %s",
+                e,
+                extra={"event": "ledger.backlog_uncounted"},
+            )
 
     async def relay_once(self) -> bool:
         """Publish one batch of events and dead letters; whether there may be more."""

@@ -456,7 +456,7 @@ class _Work:
             ts_accepted=command.ts_accepted,
             ts_updated=self.now,
         )
-        row = OrderRow(record, None, None, 0, 0, Decimal(0))
+        row = OrderRow(record, None, None, 0, 0, Decimal(0), trace_id=command.trace_id)
         row = self.transition(row, OrderStatus.ACCEPTED, "submitted")
         ix = self.master.ix(command.symbol)
         bid, ask = self.prices(ix, instrument)
@@ -626,6 +626,7 @@ class _Work:
                 "currency": instrument.currency,
                 "realised_pnl": _text(realised),
                 "ts_event": self.now,
+                "trace_id": row.trace_id,
             },
             txn,
         )
@@ -671,7 +672,7 @@ class _Work:
             event_id_for("order", record.order_id, status.value, str(row.fill_count)),
             record.account_id,
             "order",
-            _order_payload(record, cause),
+            _order_payload(record, cause, row.trace_id),
             txn,
         )
         return row
@@ -955,7 +956,7 @@ def _text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _order_payload(record: OrderRecord, cause: str) -> dict[str, object]:
+def _order_payload(record: OrderRecord, cause: str, trace_id: str | None) -> dict[str, object]:
     return {
         "order_id": record.order_id,
         "transfer_id": record.transfer_id,
@@ -973,4 +974,5 @@ def _order_payload(record: OrderRecord, cause: str) -> dict[str, object]:
         "cause": cause,
         "ts_accepted": record.ts_accepted,
         "ts_event": record.ts_updated,
+        "trace_id": trace_id,
     }

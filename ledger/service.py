@@ -47,7 +47,7 @@ from ledger.errors import (
     StoreUnavailable,
     UnbalancedTransaction,
 )
-from ledger.journal import DeadLetterDraft
+from ledger.journal import Batch, DeadLetterDraft
 from ledger.rail import PaymentRail, RailStatus
 from ledger.relay import EventSink, ListenerSink, OutboxRelay
 from ledger.saga import (
@@ -185,6 +185,7 @@ class LedgerService:
         self._rail_tasks: set[asyncio.Task[None]] = set()
         self.commands_processed = 0
         self.batches_committed = 0
+        self._commit_listeners: list[Callable[[Batch], None]] = []
 
     async def __aenter__(self) -> LedgerService:
         await self.start()
@@ -234,6 +235,10 @@ class LedgerService:
         """Call ``listener`` with each relayed batch of events, in order (embedded use)."""
         self.listeners.add(listener)
 
+    def add_commit_listener(self, listener: Callable[[Batch], None]) -> None:
+        """Call ``listener`` with each batch once it is committed (for metrics)."""
+        self._commit_listeners.append(listener)
+
     def wake(self) -> None:
         """New commands are in the inbox: fetch now rather than at the next poll."""
         self._wake.set()
@@ -273,7 +278,11 @@ class LedgerService:
                 break
             except (StaleState, DuplicateTransfer) as e:
                 conflicts += 1
-                logger.info("ledger batch conflicted (%s); re-executing", e)
+                logger.info(
+                    "ledger batch conflicted (%s); re-executing",
+                    e,
+                    extra={"event": "ledger.batch_conflicted"},
+                )
                 self.state.forget_clients()
                 if conflicts > 5:
                     raise
@@ -281,13 +290,21 @@ class LedgerService:
                 self.state.forget_clients()
                 return await self._split(inputs, cursor, e)
             except StoreUnavailable as e:
-                logger.warning("ledger store unavailable (%s); retrying in %.2f s", e, backoff_s)
+                logger.warning(
+                    "ledger store unavailable (%s); retrying in %.2f s",
+                    e,
+                    backoff_s,
+                    extra={"event": "ledger.store_unavailable"},
+                )
                 self.state.forget_clients()
                 await asyncio.sleep(backoff_s * (0.5 + random.random()))
                 backoff_s = min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
         self.state.apply(plan.clients, plan.orders, plan.payments)
         self.batches_committed += 1
         self.commands_processed += len(plan.batch.commands)
+        if not plan.batch.is_empty:
+            for listener in self._commit_listeners:
+                listener(plan.batch)
         self.relay.wake()
         if plan.withdrawals:
             self._rail_wake.set()
@@ -300,7 +317,9 @@ class LedgerService:
             await self._commit(inputs[:half], None)
             return await self._commit(inputs[half:], cursor)
         item = inputs[0]
-        logger.error("the ledger store refused an input: %s", error)
+        logger.error(
+            "the ledger store refused an input: %s", error, extra={"event": "ledger.input_refused"}
+        )
         if not isinstance(item, Decoded):
             raise error
         return await self._dead_letter(item, cursor, str(error), item.command.account_id)
@@ -363,7 +382,11 @@ class LedgerService:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("the ledger %s loop crashed; restarting in 1 s", name)
+                logger.exception(
+                    "the ledger %s loop crashed; restarting in 1 s",
+                    name,
+                    extra={"event": "ledger.loop_crashed"},
+                )
                 await asyncio.sleep(1.0)
 
     async def _consume(self) -> None:
@@ -373,7 +396,12 @@ class LedgerService:
             try:
                 fetched = await self.source.fetch(s.batch_max_commands)
             except Exception as e:
-                logger.warning("command source %s unavailable: %s", self.source.name, e)
+                logger.warning(
+                    "command source %s unavailable: %s",
+                    self.source.name,
+                    e,
+                    extra={"event": "ledger.source_unavailable"},
+                )
                 await asyncio.sleep(backoff_s * (0.5 + random.random()))
                 backoff_s = min(backoff_s * 2, s.retry_backoff_max_ms / 1000)
                 continue
@@ -391,7 +419,11 @@ class LedgerService:
                 await self.source.acknowledge(position)
             except Exception as e:
                 # Committed already: a redelivery is deduped by transfer id.
-                logger.warning("acknowledging a committed batch failed: %s", e)
+                logger.warning(
+                    "acknowledging a committed batch failed: %s",
+                    e,
+                    extra={"event": "ledger.acknowledge_failed"},
+                )
 
     async def _match(self) -> None:
         while True:
@@ -436,14 +468,23 @@ class LedgerService:
                             record.currency,
                         )
             except (RailError, TimeoutError) as e:
-                logger.info("payment %s: rail outcome unknown (%s); will ask again", payment_id, e)
+                logger.info(
+                    "payment %s: rail outcome unknown (%s); will ask again",
+                    payment_id,
+                    e,
+                    extra={"event": "ledger.rail_outcome_unknown"},
+                )
                 return
             if status in (RailStatus.SETTLED, RailStatus.REJECTED):
                 await self.process(
                     [RailOutcome(record.payment_id, status is RailStatus.SETTLED, None)]
                 )
         except Exception:
-            logger.exception("settling payment %s failed", payment_id)
+            logger.exception(
+                "settling payment %s failed",
+                payment_id,
+                extra={"event": "ledger.settlement_failed"},
+            )
         finally:
             self._in_flight.discard(payment_id)
 

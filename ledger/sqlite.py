@@ -30,10 +30,12 @@ from typing import Any, TypeVar
 import orjson
 
 from ledger._rows import (
+    OPEN_ORDER_COLUMNS,
     OPEN_STATUSES,
     ORDER_COLUMNS,
     PAYMENT_COLUMNS,
     decimal_text,
+    open_order_from_row,
     order_from_row,
     order_tuple,
     payment_from_row,
@@ -420,11 +422,11 @@ class SqliteLedgerStore:
 
     def _open_orders(self) -> list[OrderRow]:
         rows = self._db.execute(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE status IN (?, ?, ?) "
+            f"SELECT {OPEN_ORDER_COLUMNS} FROM orders WHERE status IN (?, ?, ?) "
             "ORDER BY ts_accepted, order_id",
             OPEN_STATUSES,
         )
-        return [order_from_row(r) for r in rows]
+        return [open_order_from_row(r) for r in rows]
 
     async def pending_payments(self) -> list[PaymentRow]:
         return await self._run(self._pending_payments)
@@ -528,6 +530,14 @@ class SqliteLedgerStore:
 
     async def unsent_events(self, limit: int) -> list[OutboxEvent]:
         return await self._run(self._events, "sent_ns IS NULL", [], limit)
+
+    async def unsent_event_count(self) -> int:
+        return await self._run(self._unsent_count)
+
+    def _unsent_count(self) -> int:
+        # The partial index outbox_unsent holds exactly these rows.
+        (count,) = self._db.execute("SELECT count(*) FROM outbox WHERE sent_ns IS NULL").fetchone()
+        return int(count)
 
     async def events_after(
         self, after_seq: int, limit: int, account_id: AccountId | None = None

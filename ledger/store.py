@@ -204,6 +204,10 @@ class LedgerStore(Protocol):
         """Mark events published."""
         ...
 
+    async def unsent_event_count(self) -> int:
+        """How many events the relay has not marked sent (the outbox backlog)."""
+        ...
+
     async def events_after(
         self, after_seq: int, limit: int, account_id: AccountId | None = None
     ) -> list[OutboxEvent]:

@@ -53,6 +53,12 @@ class KafkaCommandBus:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._connecting = asyncio.Lock()
+        self._is_up = False
+
+    @property
+    def is_up(self) -> bool:
+        """Whether the last connect or submit reached the broker (False before the first)."""
+        return self._is_up
 
     async def start(self) -> None:
         """Try to connect now; a down broker is no error (``submit`` will retry)."""
@@ -60,18 +66,30 @@ class KafkaCommandBus:
             async with asyncio.timeout(self._settings.send_timeout_ms / 1000):
                 await self._connected()
         except (BusUnavailable, TimeoutError) as e:
-            logger.warning("kafka %s not reachable at start: %s", self._settings.bootstrap, e)
+            logger.warning(
+                "kafka %s not reachable at start: %s",
+                self._settings.bootstrap,
+                e,
+                extra={"event": "orders.bus_unreachable"},
+            )
+            return
+        self._is_up = True
 
     async def stop(self) -> None:
         """Flush (bounded by the send timeout) and close the producer."""
         producer, self._producer = self._producer, None
+        self._is_up = False
         if producer is None:
             return
         try:
             async with asyncio.timeout(self._settings.send_timeout_ms / 1000):
                 await producer.stop()
         except (KafkaError, TimeoutError) as e:
-            logger.warning("closing the kafka producer failed: %s", e)
+            logger.warning(
+                "closing the kafka producer failed: %s",
+                e,
+                extra={"event": "orders.bus_close_failed"},
+            )
 
     async def __aenter__(self) -> KafkaCommandBus:
         await self.start()
@@ -90,11 +108,17 @@ class KafkaCommandBus:
                     self._settings.topic, value=value, key=key, headers=headers
                 )
         except TimeoutError as e:
+            self._is_up = False
             raise BusUnavailable(
                 f"kafka did not acknowledge within {self._settings.send_timeout_ms} ms"
             ) from e
         except KafkaError as e:
+            self._is_up = False
             raise BusUnavailable(f"kafka refused the command: {e}") from e
+        except BusUnavailable:
+            self._is_up = False
+            raise
+        self._is_up = True
 
     async def _connected(self) -> AIOKafkaProducer:
         if self._producer is not None:

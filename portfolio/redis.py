@@ -90,7 +90,12 @@ class RedisPositionStore:
                     except (KeyError, ValueError, TypeError) as e:
                         # A cache entry that cannot be read is a miss: the
                         # account is rebuilt from the truth and written again.
-                        logger.warning("ignoring an unreadable cached account %s: %s", account, e)
+                        logger.warning(
+                            "ignoring an unreadable cached account %s: %s",
+                            account,
+                            e,
+                            extra={"event": "positions.cached_account_unreadable"},
+                        )
         except (RedisError, OSError) as e:
             raise StoreUnavailable(f"redis load failed: {e}") from e
         return records

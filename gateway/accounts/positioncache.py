@@ -96,7 +96,11 @@ class PositionCache:
             hit = cached.get(account)
             if hit is not None and (problem := self._problem(hit)) is not None:
                 # E.g. an instrument since removed from the master: a miss.
-                logger.warning("ignoring cached %s", problem)
+                logger.warning(
+                    "ignoring cached %s",
+                    problem,
+                    extra={"event": "positions.cached_account_ignored"},
+                )
                 unusable += 1
                 hit = None
             if hit is not None and hit.version >= record.version:
@@ -110,6 +114,7 @@ class PositionCache:
                 "positions: %d cached accounts differ from the truth at the same version; "
                 "the cache is kept (raise the version to replace it)",
                 differing,
+                extra={"event": "positions.cache_differs"},
             )
         logger.info(
             "positions: %d accounts warm from the %s cache, %d rebuilt (%d unusable in the cache)",
@@ -117,6 +122,7 @@ class PositionCache:
             self.name,
             len(self._dirty),
             unusable,
+            extra={"event": "positions.warm_started"},
         )
         # The first flush sets the sync mark, even with nothing to write.
         self._wake.set()
@@ -171,6 +177,7 @@ class PositionCache:
                 "position cache (%s) lost its data (restarted or emptied); "
                 "writing every account again",
                 self.name,
+                extra={"event": "positions.cache_lost"},
             )
         self.is_degraded = True
         self._needs_full_resync = True
@@ -204,11 +211,16 @@ class PositionCache:
                 "position cache (%s) degraded: %s; serving from memory and retrying",
                 self.name,
                 error,
+                extra={"event": "positions.cache_degraded"},
             )
         self.is_degraded = True
         self._needs_full_resync = True
 
     def _recover(self) -> None:
         if self.is_degraded:
-            logger.info("position cache (%s) resynced; no longer degraded", self.name)
+            logger.info(
+                "position cache (%s) resynced; no longer degraded",
+                self.name,
+                extra={"event": "positions.cache_resynced"},
+            )
         self.is_degraded = False

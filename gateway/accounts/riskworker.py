@@ -138,9 +138,13 @@ class RiskWorker:
                 "risk: the day's return (%.2f trading days) entered the daily model, %d days",
                 days,
                 self.model.daily.samples,
+                extra={"event": "risk.day_return_added"},
             )
         else:
-            logger.info("risk: no price moved since the last roll; the daily model is unchanged")
+            logger.info(
+                "risk: no price moved since the last roll; the daily model is unchanged",
+                extra={"event": "risk.day_unchanged"},
+            )
 
     async def _run_all(self, now_ns: int) -> None:
         every = np.arange(self._engine.book.size_n, dtype=np.int64)
@@ -149,7 +153,7 @@ class RiskWorker:
             report = await self.run_once(every, now_ns)
         except Exception:
             # The next sample starts a new run; the last report stays published.
-            logger.exception("risk run failed")
+            logger.exception("risk run failed", extra={"event": "risk.run_failed"})
             return
         self.run_seconds.observe(time.perf_counter() - started)
         self._channel.publish_risk(report)

@@ -76,7 +76,11 @@ class RevaluationPacer:
         except Exception:
             # A loop callback: nothing above would log it. The next
             # revaluation (or the day roll's) recomputes these instruments.
-            logger.exception("portfolio revaluation of %d instruments failed", changed.size)
+            logger.exception(
+                "portfolio revaluation of %d instruments failed",
+                changed.size,
+                extra={"event": "portfolio.revaluation_failed"},
+            )
         took = time.perf_counter() - started
         self.revaluation_seconds.observe(took)
         self._not_before = asyncio.get_running_loop().time() + took * self._pause_factor

@@ -79,7 +79,10 @@ class BodyLimit:
                 raise
             await self._refuse(limit)(scope, receive, send)
         except ClientDisconnect:
-            logger.debug("client went away before the end of its request body")
+            logger.debug(
+                "client went away before the end of its request body",
+                extra={"event": "http.body_incomplete"},
+            )
 
 
 def _content_length(scope: Scope) -> int | None:

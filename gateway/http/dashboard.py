@@ -164,6 +164,7 @@ def dashboard_routes(settings: Settings) -> list[BaseRoute]:
         "on: /dashboard/token hands out demo tokens, /dashboard/api reaches the order API"
         if is_demo
         else "off",
+        extra={"event": "dashboard.serving"},
     )
     return routes
 
@@ -268,7 +269,10 @@ class _DemoTokens:
                     409, "spike_unavailable", f"the {gateway.source.name} source cannot spike"
                 )
             accounts, ttl_s = [], SPIKE_TOKEN_TTL_S
-            logger.info("dashboard: issued a demo admin token for a spike")
+            logger.info(
+                "dashboard: issued a demo admin token for a spike",
+                extra={"event": "dashboard.admin_token_issued"},
+            )
         else:
             assert account is not None
             if account not in _demo_accounts(gateway):

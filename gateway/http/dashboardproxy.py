@@ -155,7 +155,10 @@ class OrderApiProxy:
         if isinstance(caller, Principal):
             foreign = [a for a in caller.accounts if a not in demo]
             if caller.subject != self._subject or foreign:
-                logger.debug("dashboard proxy: refused a token that is not a demo token")
+                logger.debug(
+                    "dashboard proxy: refused a token that is not a demo token",
+                    extra={"event": "dashboard.token_refused"},
+                )
                 return _problem(
                     DEMO_TOKEN_REQUIRED(
                         "the dashboard forwards only the tokens /dashboard/token issues"

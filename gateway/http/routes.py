@@ -1,4 +1,4 @@
-"""HTTP routes: health, metrics, reference data, accounts, risk and the admin spike.
+"""HTTP routes: health, readiness, metrics, reference data, accounts, risk and the admin spike.
 
 Each route has one small handler that finds the running gateway in
 ``request.app.state.gateway``. A refused request raises: ``AuthError`` for a
@@ -26,6 +26,7 @@ from gateway.accounts.runtime import Accounts
 from gateway.auth import ADMIN_SCOPE, Principal
 from gateway.errors import AuthError, HttpError
 from gateway.marketdata.simulator import SimulatorSource
+from gateway.readiness import check_readiness
 from gateway.refdata import instrument_json
 from gateway.service import Gateway
 
@@ -121,7 +122,7 @@ def _account_row(request: Request) -> tuple[Accounts, int]:
 
 
 async def healthz(request: Request) -> Response:
-    """``GET /healthz``: readiness, the feed and the position cache."""
+    """``GET /healthz``: liveness (200 once started, also when degraded), the feed and cache."""
     gateway = _gateway(request)
     if not gateway.is_ready:
         return _json(503, {"status": "unavailable"})
@@ -142,6 +143,12 @@ async def healthz(request: Request) -> Response:
         "accounts": accounts.positions.size_n if accounts else 0,
     }
     return _json(200, body)
+
+
+async def readyz(request: Request) -> Response:
+    """``GET /readyz``: readiness, the state of each dependency (503 when not ready)."""
+    readiness = await check_readiness(_gateway(request))
+    return _json(200 if readiness.is_ready else 503, readiness.to_json())
 
 
 async def metrics(request: Request) -> Response:
@@ -201,6 +208,7 @@ async def admin_spike(request: Request) -> Response:
 
 ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/v1/instruments", instruments, methods=["GET"]),
     Route("/v1/accounts/{account}", account, methods=["GET"]),

@@ -112,7 +112,11 @@ class DeadLetterQueue:
                 if not delivery.cancelled() and delivery.exception() is None:
                     continue
                 error = None if delivery.cancelled() else delivery.exception()
-                logger.warning("dead letter not delivered (%s); will retry", error)
+                logger.warning(
+                    "dead letter not delivered (%s); will retry",
+                    error,
+                    extra={"event": "feed.dead_letter_undelivered"},
+                )
                 letter.delivery = None
             undelivered.append(letter)
         self._letters = undelivered

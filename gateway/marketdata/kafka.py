@@ -64,6 +64,14 @@ class KafkaSource:
         self._commit_task: asyncio.Task[None] | None = None
         self._dead_letters = DeadLetterQueue(settings.dlq_topic, metrics)
         self._last_probe_s = 0.0
+        # Records behind the partition's high watermark after the last fetch from it.
+        self._lag: dict[tuple[str, ...], float] = {}
+        metrics.labelled_gauge(
+            "kafka_consumer_lag",
+            "Records of md.ticks not yet consumed, per partition, as of the last fetch.",
+            ("topic", "partition"),
+            lambda: self._lag,
+        )
 
     @property
     def is_up(self) -> bool:
@@ -115,7 +123,11 @@ class KafkaSource:
                 await self._disconnect()
                 delay_s = backoff.next_delay_s()
                 logger.warning(
-                    "kafka %s unavailable (%s); retrying in %.1f s", self._bootstrap, e, delay_s
+                    "kafka %s unavailable (%s); retrying in %.1f s",
+                    self._bootstrap,
+                    e,
+                    delay_s,
+                    extra={"event": "feed.unavailable"},
                 )
                 await asyncio.sleep(delay_s)
 
@@ -182,9 +194,21 @@ class KafkaSource:
                 continue
             self._set_up(True)
             self._last_probe_s = time.monotonic()
+            self._note_lag(consumer, fetched)
             batch = await self._decode(fetched)
             if batch is not None:
                 yield batch
+
+    def _note_lag(
+        self,
+        consumer: AIOKafkaConsumer,
+        fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        for tp, records in fetched.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(highwater - (records[-1].offset + 1), 0)
+                self._lag[(tp.topic, str(tp.partition))] = float(lag)
 
     async def _decode(
         self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -265,7 +289,11 @@ class KafkaSource:
             async with asyncio.timeout(self._settings.commit_timeout_ms / 1000):
                 await consumer.commit(request)
         except (KafkaError, TimeoutError) as e:
-            logger.warning("committing offsets failed (%s); will retry", e)
+            logger.warning(
+                "committing offsets failed (%s); will retry",
+                e,
+                extra={"event": "feed.offsets_commit_failed"},
+            )
             return
         for tp, offset in offsets.items():
             # Offsets acknowledged while the commit was in flight, or held back
@@ -279,9 +307,14 @@ class KafkaSource:
         self._is_up = is_up
         if is_up:
             self._metrics.counters.feed_connects += 1
-            logger.info("kafka %s is up", self._bootstrap)
+            logger.info("kafka %s is up", self._bootstrap, extra={"event": "feed.up"})
         else:
-            logger.warning("kafka %s is down (%s); prices go stale", self._bootstrap, reason)
+            logger.warning(
+                "kafka %s is down (%s); prices go stale",
+                self._bootstrap,
+                reason,
+                extra={"event": "feed.down"},
+            )
 
 
 async def _close(what: str, client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
@@ -294,6 +327,12 @@ async def _close(what: str, client: AIOKafkaConsumer | AIOKafkaProducer) -> None
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-        logger.warning("closing the kafka %s was cut short by the client; it is closed", what)
+        logger.warning(
+            "closing the kafka %s was cut short by the client; it is closed",
+            what,
+            extra={"event": "feed.close_cut_short"},
+        )
     except Exception as e:
-        logger.warning("closing the kafka %s failed: %s", what, e)
+        logger.warning(
+            "closing the kafka %s failed: %s", what, e, extra={"event": "feed.close_failed"}
+        )

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from gateway.clock import Clock
 from gateway.marketdata.source import MarketDataSource, Rejection
 from gateway.metrics import Metrics
@@ -87,8 +89,19 @@ class MarketDataPipeline:
         for reason in result.reasons.tolist():
             counters.ticks_rejected[RejectReason(reason).label] += 1
         self._notify(result.changed_ix)
+        self._observe_tick_to_push(ticks, result)
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         return result
+
+    def _observe_tick_to_push(self, ticks: TickBatch, result: ApplyResult) -> None:
+        # Each accepted tick, from its ts_recv until its quote went to the
+        # subscribers' sockets (the listeners write during _notify). A clock
+        # stepped backwards would give negative ages: they count as 0.
+        ts_recv = ticks.ts_recv
+        if result.rejected_rows.size:
+            ts_recv = np.delete(ts_recv, result.rejected_rows)
+        ages_s = (self._clock.now_ns() - ts_recv) / 1e9
+        self._metrics.tick_to_push_seconds.observe_many(np.maximum(ages_s, 0.0))
 
     async def run_staleness(self) -> None:
         """Every ``staleness_check_ms``, publish instruments whose staleness flipped."""
@@ -107,4 +120,8 @@ class MarketDataPipeline:
             try:
                 listener.on_book_changed(changed_ix, now_ns)
             except Exception:
-                logger.exception("listener %r failed on a tick batch", listener)
+                logger.exception(
+                    "listener %r failed on a tick batch",
+                    listener,
+                    extra={"event": "feed.listener_failed"},
+                )

@@ -56,6 +56,7 @@ class SimulatorSource:
             rate_multiplier,
             vol_multiplier,
             duration_s,
+            extra={"event": "feed.spike_started"},
         )
         return steps
 
@@ -84,4 +85,9 @@ class SimulatorSource:
     async def acknowledge(self, batch: SourceBatch, rejected: Sequence[Rejection]) -> None:
         """The model only emits valid ticks; a rejection here is a bug worth a log line."""
         if rejected:
-            logger.error("simulator emitted %d invalid ticks: %s", len(rejected), rejected[:5])
+            logger.error(
+                "simulator emitted %d invalid ticks: %s",
+                len(rejected),
+                rejected[:5],
+                extra={"event": "feed.invalid_simulated_ticks"},
+            )

@@ -119,7 +119,11 @@ class UpstreamSource:
             self._set_up(False)
             delay_s = backoff.next_delay_s()
             logger.warning(
-                "upstream %s lost (%s); reconnecting in %.2f s", self._url, reason, delay_s
+                "upstream %s lost (%s); reconnecting in %.2f s",
+                self._url,
+                reason,
+                delay_s,
+                extra={"event": "feed.lost"},
             )
             await asyncio.sleep(delay_s)
 
@@ -127,7 +131,12 @@ class UpstreamSource:
         """No dead-letter topic here: refusals are counted by the pipeline and logged."""
         if rejected:
             reasons = sorted({r.reason.label for r in rejected})
-            logger.warning("upstream sent %d refused ticks (%s)", len(rejected), ", ".join(reasons))
+            logger.warning(
+                "upstream sent %d refused ticks (%s)",
+                len(rejected),
+                ", ".join(reasons),
+                extra={"event": "feed.ticks_refused"},
+            )
 
     async def _read(self, ws: ClientConnection) -> AsyncIterator[SourceBatch]:
         s = self._settings
@@ -174,16 +183,25 @@ class UpstreamSource:
         if expected is not None and seq != expected:
             self._metrics.counters.feed_gaps += 1
             self._has_gap = True
-            logger.warning("upstream sequence gap: expected %d, got %d", expected, seq)
+            logger.warning(
+                "upstream sequence gap: expected %d, got %d",
+                expected,
+                seq,
+                extra={"event": "feed.sequence_gap"},
+            )
         self._expected_seq = seq + 1
 
     def _reject(self, error: DecodeError) -> None:
         self._metrics.counters.records_refused[error.reason] += 1
-        logger.warning("upstream sent an unusable message: %s", error)
+        logger.warning(
+            "upstream sent an unusable message: %s", error, extra={"event": "feed.message_unusable"}
+        )
 
     def _set_up(self, is_up: bool) -> None:
         if is_up != self._is_up:
             self._is_up = is_up
             if is_up:
                 self._metrics.counters.feed_connects += 1
-                logger.info("upstream %s connected and subscribed", self._url)
+                logger.info(
+                    "upstream %s connected and subscribed", self._url, extra={"event": "feed.up"}
+                )

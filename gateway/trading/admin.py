@@ -138,7 +138,11 @@ async def reconcile(
         repaired = sorted([*missing, *differing])
         if repaired and not dry_run:
             await cache.save([truth[a] for a in repaired])
-            logger.warning("ledger reconcile rewrote %d cached account(s)", len(repaired))
+            logger.warning(
+                "ledger reconcile rewrote %d cached account(s)",
+                len(repaired),
+                extra={"event": "ledger.reconcile_rewrote_cache"},
+            )
         return ReconcileReport(
             len(truth), repaired, sorted(missing), sorted(a for a in cached if a not in truth)
         )

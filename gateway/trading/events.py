@@ -35,6 +35,7 @@ import orjson
 
 from gateway.channels.orders import OrdersChannel
 from gateway.metrics import Metrics
+from gateway.tracing import NO_TRACER, Tracer
 from ledger.store import OutboxEvent
 from orders.types import TransferId
 from portfolio.engine import PortfolioChange
@@ -124,8 +125,10 @@ class LedgerEvents:
         note_transfer: Callable[[TransferId], None] | None,
         now_ns: Callable[[], int],
         metrics: Metrics,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._master = master
+        self._tracer = tracer
         self._accounts = accounts
         self._channel = channel
         self._note_transfer = note_transfer
@@ -143,13 +146,21 @@ class LedgerEvents:
         if not fresh:
             return
         changes: list[Fill | CashMovement] = []
+        counters = self._metrics.counters
         for event in fresh:
-            self._metrics.counters.ledger_events += 1
+            counters.ledger_events += 1
+            if event.type == "order":
+                counters.order_updates[str(event.fields.get("status"))] += 1
             try:
                 self._collect(event, changes)
             except (KeyError, ValueError) as e:
                 # A malformed event is the ledger's bug, not the client's: log it and go on.
-                logger.error("ledger event %s cannot be applied: %s", event.event_id, e)
+                logger.error(
+                    "ledger event %s cannot be applied: %s",
+                    event.event_id,
+                    e,
+                    extra={"event": "orders.event_unusable"},
+                )
         now_ns = self._now_ns()
         if self._accounts is not None:
             for kind, run in itertools.groupby(changes, key=type):
@@ -160,6 +171,42 @@ class LedgerEvents:
                     self._accounts.apply_cash(movements, now_ns)
         if self._channel is not None:
             self._channel.publish((e.account_id, e.type, _wire_fields(e)) for e in fresh)
+        self._trace_pushes(fresh, now_ns)
+
+    def _trace_pushes(self, events: list[LedgerEvent], now_ns: int) -> None:
+        # Each traced event has reached the accounts and the orders channel.
+        is_logged = logger.isEnabledFor(logging.DEBUG)
+        if not is_logged and self._tracer is NO_TRACER:
+            return
+        for event in events:
+            trace_id = event.fields.get("trace_id")
+            if not isinstance(trace_id, str):
+                continue
+            status = event.fields.get("status")
+            if is_logged:
+                logger.debug(
+                    "pushed %s %s of %s on orders (trace %s)",
+                    event.type,
+                    status,
+                    event.account_id,
+                    trace_id,
+                    extra={
+                        "event": "orders.event_pushed",
+                        "trace_id": trace_id,
+                        "ledger_event": event.type,
+                        "status": status,
+                        "account_id": event.account_id,
+                        "event_id": event.event_id,
+                    },
+                )
+            start_ns = event.fields.get("ts_event")
+            self._tracer.record(
+                "tickgate.orders.push",
+                trace_id,
+                start_ns if isinstance(start_ns, int) else now_ns,
+                now_ns,
+                {"tickgate.event": event.type, "tickgate.account_id": event.account_id},
+            )
 
     def _is_new(self, event: LedgerEvent) -> bool:
         last = self._last_seq.get(event.account_id, 0)

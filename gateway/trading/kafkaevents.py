@@ -51,6 +51,11 @@ class KafkaLedgerEvents:
         self._consumer: AIOKafkaConsumer | None = None
         self.malformed = 0
 
+    @property
+    def is_up(self) -> bool:
+        """Whether the consumer is connected (it reconnects with backoff when not)."""
+        return self._consumer is not None
+
     async def run(self) -> None:
         """Consume, reconnecting with backoff while the broker is down."""
         while True:
@@ -66,6 +71,7 @@ class KafkaLedgerEvents:
                     self._bootstrap,
                     e,
                     delay_s,
+                    extra={"event": "orders.events_unavailable"},
                 )
                 await asyncio.sleep(delay_s)
 
@@ -110,6 +116,12 @@ class KafkaLedgerEvents:
                         events.append(event_from_wire(record.value or b""))
                     except ValueError as e:
                         self.malformed += 1
-                        logger.error("ledger event at %s:%d is malformed: %s", tp, record.offset, e)
+                        logger.error(
+                            "ledger event at %s:%d is malformed: %s",
+                            tp,
+                            record.offset,
+                            e,
+                            extra={"event": "orders.event_malformed"},
+                        )
             self._router.on_events(events)
             await consumer.commit(offsets)

@@ -26,7 +26,8 @@ from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.metrics import Metrics
 from gateway.refdata import load_master
 from gateway.settings import Settings
-from gateway.trading.runtime import build_ledger_service, build_ledger_store
+from gateway.tracing import build_tracer
+from gateway.trading.runtime import build_ledger_service, build_ledger_store, trace_commits
 from pricing.pricebook import PriceBook
 from pricing.types import I64Array1D
 
@@ -51,7 +52,7 @@ def run_ledger(settings: Settings) -> None:
             "TICKGATE_ORDERS_BUS",
             "must be kafka for a standalone ledger (the embedded one reads the inbox)",
         )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_run(settings))
 
 
@@ -63,6 +64,7 @@ async def _run(settings: Settings) -> None:
     store = build_ledger_store(settings)
     ledger = build_ledger_service(settings, master, book, store, clock)
     service = ledger.service
+    trace_commits(service, build_tracer(), clock.now_ns)
     pipeline = MarketDataPipeline(
         source,
         book,
@@ -92,7 +94,11 @@ async def _run(settings: Settings) -> None:
         plan = await service.seed(
             seed_records(settings, master).values(), ts_event=start_ns - 1_000_000_000
         )
-        logger.info("ledger: %d seed account(s) posted", len(plan.batch.clients))
+        logger.info(
+            "ledger: %d seed account(s) posted",
+            len(plan.batch.clients),
+            extra={"event": "ledger.seeded"},
+        )
         await service.start()
         minute = settings.portfolio.day_roll_minute()
         tasks += [
@@ -100,7 +106,11 @@ async def _run(settings: Settings) -> None:
             asyncio.create_task(pipeline.run_staleness(), name="ledger-staleness"),
             asyncio.create_task(run_day_rolls(minute, roll, clock), name="ledger-day-roll"),
         ]
-        logger.info("ledger service running on the %s source", source.name)
+        logger.info(
+            "ledger service running on the %s source",
+            source.name,
+            extra={"event": "ledger.started"},
+        )
         await stop.wait()
     finally:
         for task in [*tasks, *rolls]:
@@ -112,4 +122,4 @@ async def _run(settings: Settings) -> None:
         await ledger.close()
         await source.stop()
         await store.stop()
-        logger.info("ledger service stopped")
+        logger.info("ledger service stopped", extra={"event": "ledger.stopped"})

@@ -33,6 +33,7 @@ from gateway.channels.orders import OrdersChannel
 from gateway.clock import Clock
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.tracing import NO_TRACER, Tracer
 from gateway.trading.accountview import EngineAccountView
 from gateway.trading.config import (
     bank_settings,
@@ -47,12 +48,13 @@ from gateway.trading.ledgerreads import API_OPENAPI
 from ledger.accounts import load_accounts
 from ledger.bank import SimulatedBank
 from ledger.inbox import InboxBus, InboxSource
-from ledger.journal import OrderRow
+from ledger.journal import Batch, OrderRow
 from ledger.relay import EventSink
 from ledger.service import CommandSource, LedgerService
 from ledger.store import LedgerStore
 from orders import events as entry_events
 from orders.bus import CommandBus
+from orders.commands import Command
 from orders.entry import OrderEntry
 from orders.idempotency import IdempotencyStore
 from orders.ports import EntryPorts
@@ -69,6 +71,7 @@ __all__ = [
     "build_ledger_service",
     "build_ledger_store",
     "order_wire",
+    "trace_commits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,7 +89,7 @@ def build_ledger_store(settings: Settings) -> LedgerStore:
     return SqliteLedgerStore(location)
 
 
-def order_wire(record: OrderRecord) -> dict[str, object]:
+def order_wire(record: OrderRecord, trace_id: str | None = None) -> dict[str, object]:
     """An order's state as the ``orders`` channel and the ledger's events carry it."""
     return {
         "account_id": record.account_id,
@@ -105,6 +108,7 @@ def order_wire(record: OrderRecord) -> dict[str, object]:
         "reason": record.reason,
         "ts_accepted": record.ts_accepted,
         "ts_event": record.ts_updated,
+        "trace_id": trace_id,
     }
 
 
@@ -125,6 +129,7 @@ class Trading:
     bus: CommandBus
     idempotency: IdempotencyStore
     channel: OrdersChannel
+    tracer: Tracer = NO_TRACER
     service: LedgerService | None = None
     ledger: LedgerParts | None = None
     entry: OrderEntry | None = None
@@ -142,6 +147,7 @@ class Trading:
         clock: Clock,
         metrics: Metrics,
         epoch: str,
+        tracer: Tracer = NO_TRACER,
     ) -> Trading:
         """Build the parts the settings name (nothing is started)."""
         store = build_ledger_store(settings)
@@ -164,10 +170,13 @@ class Trading:
             bus=bus,
             idempotency=idempotency,
             channel=OrdersChannel(epoch=epoch, history=orders.channel_history),
+            tracer=tracer,
         )
         if settings.ledger.embedded:
             trading.ledger = build_ledger_service(settings, master, book, store, clock)
             trading.service = trading.ledger.service
+            _expose_ledger(trading.service, metrics)
+            trace_commits(trading.service, tracer, clock.now_ns)
         return trading
 
     # --- startup ----------------------------------------------------------------------
@@ -185,7 +194,9 @@ class Trading:
         plan = await self.service.seed(seeds().values(), ts_event=start_ns - 1_000_000_000)
         created = len(plan.batch.clients)
         if created:
-            logger.info("ledger: %d seed account(s) posted", created)
+            logger.info(
+                "ledger: %d seed account(s) posted", created, extra={"event": "ledger.seeded"}
+            )
 
     async def load_accounts(self) -> dict[AccountId, AccountRecord]:
         """Every account as the ledger states it, versioned by its last ledger seq."""
@@ -194,7 +205,10 @@ class Trading:
         snapshot = await load_accounts(self.store, self.master, day_start_ns=start_ns)
         records = {a: account.to_record() for a, account in snapshot.accounts.items()}
         logger.info(
-            "ledger: %d accounts loaded at ledger seq %d", len(records), snapshot.ledger_seq
+            "ledger: %d accounts loaded at ledger seq %d",
+            len(records),
+            snapshot.ledger_seq,
+            extra={"event": "ledger.accounts_loaded"},
         )
         return records
 
@@ -213,12 +227,12 @@ class Trading:
                 self.master,
                 ports,
                 entry_settings(self.settings.api, self.settings.orders),
-                on_event=_EntryEventLog(self.metrics),
+                on_event=_EntryEventLog(self.metrics, self.tracer, self.clock.now_ns),
                 encode=orjson.dumps,
                 openapi=API_OPENAPI,
             )
         rows: list[OrderRow] = await self.store.open_orders()
-        self.channel.load_open_orders(order_wire(row.record) for row in rows)
+        self.channel.load_open_orders(order_wire(row.record, row.trace_id) for row in rows)
         entry = self.entry
         self.events = LedgerEvents(
             self.master,
@@ -227,6 +241,7 @@ class Trading:
             note_transfer=None if entry is None else entry.note_ledger_event,
             now_ns=self.clock.now_ns,
             metrics=self.metrics,
+            tracer=self.tracer,
         )
         if self.service is not None:
             self.service.add_event_listener(self.events.on_outbox)
@@ -280,7 +295,10 @@ class Trading:
             try:
                 await closer()
             except Exception:
-                logger.exception("closing a part of the order path failed")
+                logger.exception(
+                    "closing a part of the order path failed",
+                    extra={"event": "orders.close_failed"},
+                )
         if self.ledger is not None:
             await self.ledger.close()
 
@@ -319,7 +337,10 @@ class LedgerParts:
                 try:
                     await stop()
                 except Exception:
-                    logger.exception("closing a ledger event sink failed")
+                    logger.exception(
+                        "closing a ledger event sink failed",
+                        extra={"event": "ledger.sink_close_failed"},
+                    )
         self.bank.close()
 
 
@@ -360,15 +381,111 @@ def build_ledger_service(
     return LedgerParts(service, bank, sinks)
 
 
-class _EntryEventLog:
-    # Order entry's facts as logs and metrics (the core does not log).
+def _expose_ledger(service: LedgerService, metrics: Metrics) -> None:
+    # The embedded ledger service's figures on the gateway's /metrics.
+    batch_commands = metrics.histogram(
+        "ledger_batch_commands",
+        "Commands in one committed ledger batch.",
+        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+    )
+    counters = metrics.counters
 
-    def __init__(self, metrics: Metrics) -> None:
+    def committed(batch: Batch) -> None:
+        counters.ledger_batches += 1
+        counters.ledger_transactions += len(batch.transactions)
+        counters.ledger_postings += sum(len(t.postings) for t in batch.transactions)
+        batch_commands.observe(len(batch.commands))
+
+    service.add_commit_listener(committed)
+    metrics.gauge(
+        "ledger_outbox_backlog",
+        "Ledger events committed and not yet relayed, as of the relay's last round.",
+        lambda: service.relay.backlog,
+    )
+    metrics.gauge(
+        "ledger_open_orders",
+        "Orders resting in the ledger (accepted, reserved or partially filled).",
+        lambda: service.open_order_count,
+    )
+
+
+def trace_commits(service: LedgerService, tracer: Tracer, now_ns: Callable[[], int]) -> None:
+    """Log each committed event of a traced order or payment, and record its span."""
+
+    def committed(batch: Batch) -> None:
+        is_logged = logger.isEnabledFor(logging.DEBUG)
+        if not is_logged and tracer is NO_TRACER:
+            return
+        end_ns = now_ns()
+        for event in batch.events:
+            trace_id = event.payload.get("trace_id")
+            if not isinstance(trace_id, str):
+                continue
+            status = event.payload.get("status")
+            if is_logged:
+                logger.debug(
+                    "ledger committed %s %s of %s (trace %s)",
+                    event.type,
+                    status,
+                    event.account_id,
+                    trace_id,
+                    extra={
+                        "event": "ledger.event_committed",
+                        "trace_id": trace_id,
+                        "ledger_event": event.type,
+                        "status": status,
+                        "account_id": event.account_id,
+                        "event_id": event.event_id,
+                    },
+                )
+            tracer.record(
+                "tickgate.ledger.commit",
+                trace_id,
+                batch.ts_ns,
+                end_ns,
+                {"tickgate.event": event.type, "tickgate.account_id": event.account_id},
+            )
+
+    service.add_commit_listener(committed)
+
+
+class _EntryEventLog:
+    # Order entry's facts as logs, metrics and spans (the core does not log).
+
+    def __init__(self, metrics: Metrics, tracer: Tracer, now_ns: Callable[[], int]) -> None:
         self._counters = metrics.counters
+        self._tracer = tracer
+        self._now_ns = now_ns
+
+    def _accepted(self, command: Command) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s accepted for %s: transfer %s (trace %s)",
+                command.type.value,
+                command.account_id,
+                command.transfer_id,
+                command.trace_id,
+                extra={
+                    "event": "orders.accepted",
+                    "trace_id": command.trace_id,
+                    "transfer_id": command.transfer_id,
+                    "account_id": command.account_id,
+                    "command": command.type.value,
+                },
+            )
+        self._tracer.record(
+            "tickgate.order.accept",
+            command.trace_id,
+            command.ts_accepted,
+            self._now_ns(),
+            {"tickgate.command": command.type.value, "tickgate.account_id": command.account_id},
+        )
 
     def __call__(self, event: entry_events.EntryEvent) -> None:
         counters = self._counters
-        if isinstance(event, entry_events.RequestAnswered):
+        if isinstance(event, entry_events.CommandAccepted):
+            self._accepted(event.command)
+        elif isinstance(event, entry_events.RequestAnswered):
             counters.orders_requests[str(event.status)] += 1
         elif isinstance(event, entry_events.RequestReplayed):
             counters.orders_idempotent_replays[event.operation] += 1
@@ -378,6 +495,7 @@ class _EntryEventLog:
                 event.operation,
                 event.transfer_id,
                 event.status,
+                extra={"event": "orders.idempotent_replay"},
             )
         elif isinstance(event, entry_events.IdempotencyConflict):
             counters.orders_idempotency_conflicts[event.code] += 1
@@ -387,6 +505,7 @@ class _EntryEventLog:
                 event.operation,
                 event.transfer_id,
                 event.code,
+                extra={"event": "orders.idempotency_conflict"},
             )
         elif isinstance(event, entry_events.LeaseReconciled):
             counters.orders_reconciliations[event.outcome.value] += 1
@@ -394,14 +513,24 @@ class _EntryEventLog:
                 "idempotency lease reconciled: transfer_id=%s outcome=%s",
                 event.transfer_id,
                 event.outcome.value,
+                extra={"event": "orders.lease_reconciled"},
             )
         elif isinstance(event, entry_events.SubmitFailed):
             counters.orders_submit_failures += 1
-            logger.warning("command bus refused transfer %s: %s", event.transfer_id, event.reason)
+            logger.warning(
+                "command bus refused transfer %s: %s",
+                event.transfer_id,
+                event.reason,
+                extra={"event": "orders.submit_failed"},
+            )
         elif isinstance(
             event, entry_events.IdempotencyStoreFailed | entry_events.RecordNotCompleted
         ):
-            logger.warning("idempotency store failed: %s", event)
+            logger.warning(
+                "idempotency store failed: %s",
+                event,
+                extra={"event": "orders.idempotency_store_failed"},
+            )
         elif isinstance(event, entry_events.TradingStateChanged):
             logger.warning(
                 "audit: trading state %s -> %s by %s (%s)",
@@ -409,4 +538,5 @@ class _EntryEventLog:
                 event.current.state.value,
                 event.current.changed_by,
                 event.current.reason,
+                extra={"event": "audit.trading_state_changed"},
             )

@@ -49,6 +49,8 @@ _NS_PER_S: Final = 1_000_000_000
 # outright (close 1009) instead of buffering them for the session to refuse.
 _TRANSPORT_SIZE_FACTOR: Final = 4
 _HEARTBEAT_BODY: Final = encode_body({"type": "heartbeat"})
+# RFC 6455's code for a connection that ended without a close frame (never sent).
+_NO_CLOSE_FRAME: Final = "1006"
 # SO_LINGER on, zero seconds: closing the socket resets the connection.
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
@@ -146,7 +148,10 @@ class WebSocketConnection(PluggedProtocol):
         except Exception:
             # A connection's boundary: a bug triggered by one client closes
             # that client with 1011 and touches no other.
-            self.log.exception("closing the connection after an internal error")
+            self.log.exception(
+                "closing the connection after an internal error",
+                extra={"event": "ws.internal_error"},
+            )
             self.close(closecodes.INTERNAL_ERROR, "internal_error")
 
     def eof_received(self) -> bool | None:
@@ -163,7 +168,8 @@ class WebSocketConnection(PluggedProtocol):
         if self.state is ConnectionState.OPEN:  # close() unregisters a closing one
             self._open_hub.unregister(self)
             self._count_unsent_conflations()
-            self.log.debug("connection lost: %s", exc)
+            self._count_close_not_ours()
+            self.log.debug("connection lost: %s", exc, extra={"event": "ws.connection_lost"})
         self.state = ConnectionState.CLOSED
 
     def pause_writing(self) -> None:
@@ -238,13 +244,17 @@ class WebSocketConnection(PluggedProtocol):
         self._observe_bound(now_ns)  # the socket may have drained since the last write
         if self._bound.is_expired(now_ns):
             hub.metrics.counters.slow_consumer_closes += 1
-            self.log.warning("closing slow consumer")
+            self.log.warning("closing slow consumer", extra={"event": "ws.slow_consumer_closed"})
             self.close(closecodes.SLOW_CONSUMER, "slow_consumer")
             return
         ws = hub.ws
         if self._ping_payload is not None:
             if now_ns - self._ping_sent_ns >= ws.ping_timeout_s * _NS_PER_S:
-                self.log.info("no pong within %.0f s", ws.ping_timeout_s)
+                self.log.info(
+                    "no pong within %.0f s",
+                    ws.ping_timeout_s,
+                    extra={"event": "ws.keepalive_timeout"},
+                )
                 self.close(closecodes.INTERNAL_ERROR, "keepalive ping timeout")
                 return
         elif now_ns - self._ping_sent_ns >= ws.ping_interval_s * _NS_PER_S:
@@ -274,6 +284,19 @@ class WebSocketConnection(PluggedProtocol):
         self._abort_timer = self._loop.call_later(close_timeout_s, self._abort)
 
     # --- internals ----------------------------------------------------------------
+
+    def _count_close_not_ours(self) -> None:
+        # A connection that ended without close(): the protocol layer closed it
+        # (1002, 1007, 1009: counted with the server's closes), or the peer did
+        # (1006 when it dropped without a close frame).
+        counters = self._open_hub.metrics.counters
+        ws = self._ws
+        if ws.close_sent is not None and not ws.close_rcvd_then_sent:
+            counters.ws_closes[str(ws.close_sent.code)] += 1
+        elif ws.close_rcvd is not None:
+            counters.ws_peer_closes[str(ws.close_rcvd.code)] += 1
+        else:
+            counters.ws_peer_closes[_NO_CLOSE_FRAME] += 1
 
     @property
     def _open_hub(self) -> ConnectionHub:
@@ -398,7 +421,10 @@ class WebSocketConnection(PluggedProtocol):
         if transport is None:
             return
         if not transport.is_closing():
-            self.log.info("peer did not finish the closing handshake; aborting")
+            self.log.info(
+                "peer did not finish the closing handshake; aborting",
+                extra={"event": "ws.close_handshake_aborted"},
+            )
         # Reset rather than close: a plain close would leave the kernel
         # sending a slow client's backlog for minutes after we gave up on it.
         sock = transport.get_extra_info("socket")
@@ -418,7 +444,7 @@ class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
 
     def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
         extra = self.extra or {}
-        kwargs["extra"] = {"throttle_key": msg}
+        kwargs["extra"] = {**kwargs.get("extra", {}), **extra, "throttle_key": msg}
         return f"[conn {extra.get('conn_id')} sub {extra.get('account_id')}] {msg}", kwargs
 
 

@@ -126,4 +126,4 @@ class ConnectionHub:
             try:
                 self.sweep(self.clock.now_ns())
             except Exception:
-                logger.exception("connection sweep failed")
+                logger.exception("connection sweep failed", extra={"event": "ws.sweep_failed"})

@@ -268,3 +268,29 @@ async def test_kafka_record_is_keyed_by_account_and_carries_version_type_and_tra
     assert record.key == b"ACC-1"
     assert dict(record.headers) == {"v": b"1", "type": b"payment.submit", "trace_id": b"cd" * 16}
     assert orjson.loads(record.value)["v"] == 1
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_kafka_bus_is_up_follows_the_last_connect_or_submit(request) -> None:
+    built = await kafka_factory(request)(is_killable=True)
+    bus = built.bus
+    assert isinstance(bus, KafkaCommandBus)
+    assert built.take_down is not None
+    assert built.bring_up is not None
+    before_start = bus.is_up
+    await bus.start()
+    try:
+        started = bus.is_up
+        await built.take_down()
+        with pytest.raises(BusUnavailable):
+            await bus.submit(order("k-down"))
+        after_failure = bus.is_up
+        await built.bring_up()
+        await bus.submit(order("k-up"))
+        after_success = bus.is_up
+    finally:
+        await bus.stop()
+
+    assert (before_start, started, after_failure, after_success) == (False, True, False, True)
+    assert not bus.is_up

@@ -431,6 +431,18 @@ async def test_events_marked_sent_are_no_longer_unsent_but_can_be_replayed(harne
     assert [e.event_seq for e in await harness.store.events_after(1, 10, ACCOUNT)] == [2, 3]
 
 
+async def test_the_unsent_event_count_is_the_outbox_backlog(harness):
+    batch = deposit_batch(ACCOUNT, 100, "t1", open_client=True)
+    batch.events += [EventDraft(f"e{i}", ACCOUNT, "payment", {}) for i in range(3)]
+    empty = await harness.store.unsent_event_count()
+    await harness.store.commit(batch)
+    committed = await harness.store.unsent_event_count()
+
+    await harness.store.mark_sent([1, 2], ts_ns=5)
+
+    assert (empty, committed, await harness.store.unsent_event_count()) == (0, 3, 1)
+
+
 async def test_the_inbox_is_read_after_the_cursor_a_batch_commits(harness):
     await harness.store.inbox_append(['{"a":1}', '{"b":2}', '{"c":3}'], ts_ns=1)
     first = await harness.store.inbox_read(2)

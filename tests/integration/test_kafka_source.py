@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.builders import make_settings
-from tests.harness import Message, client, poll_until, running_gateway
+from tests.harness import Message, client, http, poll_until, running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -277,3 +277,18 @@ async def test_load_tool_drives_a_spike_by_producing_ticks_to_kafka(tmp_path, ta
     assert 0 < result["delivered"] <= result["produced"]
     assert result["gaps"] == 0
     assert result["protocol_errors"] == {}
+
+
+async def test_consumer_lag_is_exposed_per_partition_and_reaches_zero(
+    tmp_path, tansu, topic, producer
+):
+    settings = kafka_settings(tmp_path, tansu.bootstrap, topic)
+    async with running_gateway(settings) as gw:
+        sent = await producer.send_and_wait(topic, key=b"AAPL", value=tick("AAPL", 271.5))
+        series = f'tickgate_kafka_consumer_lag{{partition="{sent.partition}",topic="{topic}"}}'
+
+        async def caught_up() -> bool:
+            _, body = await http("GET", f"{gw.url}/metrics")
+            return f"{series} 0.0" in body.decode()
+
+        await poll_until(caught_up, what="the partition's lag to be exposed at 0")

@@ -230,3 +230,26 @@ async def test_load_accounts_gives_exact_cash_and_positions_with_the_last_seq(le
     assert account.version == snapshot.ledger_seq
     record = account.to_record()
     assert record.cash == {"USD": 98_998.90}
+
+
+async def test_a_resting_order_keeps_its_trace_id_across_a_reload_to_its_fill(ledger):
+    service, bus, store, book, events = ledger
+    buy = order("k-trace", ACC, "AAPL", "buy", "5", limit="99.00")
+
+    await bus.submit(buy)
+    await wait_until(lambda: _order_status(store, buy, OrderStatus.RESERVED))
+    # As after a restart: the open orders come back from the store.
+    await service.reload()
+    service.on_book_changed(set_quotes(book, default_master(), {"AAPL": ("98.40", "98.50")}))
+    await wait_until(lambda: _order_status(store, buy, OrderStatus.FILLED))
+
+    async def traced() -> list[dict[str, object]]:
+        import orjson
+
+        payloads = [orjson.loads(e.payload) for e in events if buy.order_id in e.payload]
+        return payloads if any(p.get("status") == "filled" for p in payloads) else []
+
+    payloads = await wait_until(traced)
+    kinds = {(p.get("status") or "fill") for p in payloads}
+    assert {"reserved", "fill", "filled"} <= kinds
+    assert {p["trace_id"] for p in payloads} == {buy.trace_id}

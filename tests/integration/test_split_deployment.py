@@ -122,6 +122,7 @@ async def test_an_order_crosses_kafka_and_a_ledger_process_on_postgres(
                     lambda m: m.get("event") == "fill" and m.get("order_id") == order_id,
                     timeout_s=30,
                 )
+            ready = await request("GET", gw.url + "/readyz")
             book = gw.accounts.positions
             row = book.position_row(
                 book.account_ix(ACCOUNT), gw.gateway.master.symbol_index["AAPL"]
@@ -140,6 +141,17 @@ async def test_an_order_crosses_kafka_and_a_ledger_process_on_postgres(
         "7",
         "buy",
     )
+    # The trace id crossed Kafka and the ledger process to the orders channel.
+    assert fill["trace_id"] == answer.json()["trace_id"]
+    kafka = ready.json()["dependencies"]["kafka"]
+    assert (ready.status, kafka["status"]) == (200, "up")
+    assert kafka["detail"] == "order_bus up; ledger_events up"
+    assert ready.json()["dependencies"]["order_bus"] == {
+        "adapter": "kafka",
+        "status": "up",
+        "required": True,
+        "detail": None,
+    }
     assert row is not None
     # The ledger on PostgreSQL and the gateway's portfolio agree on the position.
     ledger_quantity = float(before["AAPL"]["quantity"])

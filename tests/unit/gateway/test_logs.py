@@ -1,12 +1,15 @@
-"""ThrottleFilter: one record per logger and template per interval, with a suppressed count."""
+"""ThrottleFilter: one record per logger and template per interval, with a suppressed count;
+JsonFormatter: one JSON object per record."""
 
 from __future__ import annotations
 
 import logging
+import sys
 
+import orjson
 import pytest
 
-from gateway.logs import ThrottleFilter
+from gateway.logs import UNNAMED_EVENT, JsonFormatter, ThrottleFilter
 
 
 class FakeMonotonic:
@@ -128,3 +131,37 @@ def test_connection_log_repeats_across_connections_are_throttled_as_one(monotoni
 
     assert len(records) == 1
     assert records[0].getMessage() == "[conn 0 sub bob] flood"
+
+
+def test_json_formatter_writes_one_line_with_event_message_and_extras():
+    formatter = JsonFormatter()
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        exc_info = sys.exc_info()
+    rec = logging.LogRecord(
+        "gateway.x", logging.WARNING, "x.py", 1, "feed %s down", ("k",), exc_info
+    )
+    rec.created = 1_800_000_000.25
+    rec.event = "feed.down"
+    rec.trace_id = "0af7651916cd43dd8448eb211c80319c"
+    rec.throttle_key = "feed %s down"
+
+    line = formatter.format(rec)
+
+    body = orjson.loads(line)
+    assert "\n" not in line
+    assert body["ts"] == "2027-01-15T08:00:00.250Z"
+    assert (body["level"], body["logger"], body["event"]) == ("WARNING", "gateway.x", "feed.down")
+    assert body["message"] == "feed k down"
+    assert body["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert "throttle_key" not in body
+    assert "ValueError: boom" in body["exception"]
+
+
+def test_json_formatter_names_a_library_record_log():
+    rec = logging.LogRecord("uvicorn.error", logging.INFO, "x.py", 1, "Started", None, None)
+
+    body = orjson.loads(JsonFormatter().format(rec))
+
+    assert body["event"] == UNNAMED_EVENT == "log"
