@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from gateway.access import ACCESS_STATE_KEY, OriginPolicy, UpgradeGuard
 from gateway.accounts.positioncache import PositionCache
 from gateway.accounts.positionsfile import load_positions_file
 from gateway.accounts.riskworker import RiskWorker
@@ -248,6 +249,7 @@ def build_gateway(
         ws=settings.ws,
         fanout=settings.fanout,
         auth=settings.auth,
+        access=settings.access,
         channels={QUOTES: quotes},
         specs={QUOTES: QuotesChannelSpec(master.symbol_index)},
         verifier=verifier,
@@ -301,6 +303,19 @@ def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
     return admission
 
 
+def _upgrade_guard(settings: Settings) -> UpgradeGuard:
+    origins = OriginPolicy.from_settings(
+        settings.access, host=settings.host, port=settings.port, scheme="http"
+    )
+    if origins.is_any:
+        logger.info("WebSocket upgrades from any Origin")
+    elif origins.allowed is None:
+        logger.info("WebSocket upgrades from the Origin the request's Host header names")
+    else:
+        logger.info("WebSocket upgrades from the Origins %s", ", ".join(sorted(origins.allowed)))
+    return UpgradeGuard(settings.access, origins)
+
+
 @dataclass(frozen=True, slots=True)
 class Apps:
     """The two listeners' apps over one gateway: ``/ws`` and HTTP, and the order API."""
@@ -327,6 +342,7 @@ def create_apps(
     listener_state: dict[str, object] = {
         ADMISSION_STATE_KEY: _admission(settings, gateway),
         SERVER_SETTINGS_STATE_KEY: settings.server,
+        ACCESS_STATE_KEY: _upgrade_guard(settings),
     }
 
     @contextlib.asynccontextmanager

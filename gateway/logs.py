@@ -20,6 +20,7 @@ _THROTTLED: Final = (
     "gateway.marketdata._deadletters",
     "gateway.marketdata.upstream",
     "gateway.ws.connection",
+    "gateway.uvicornseam",
 )
 
 

@@ -8,6 +8,7 @@ to its key), and each component receives only its own section.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from gateway.environment import Secret
 from gateway.errors import SettingsError
 
 __all__ = [
+    "AccessSettings",
     "ApiSettings",
     "AuthSettings",
     "DashboardSettings",
@@ -178,6 +180,58 @@ class FanoutSettings:
             "write_buffer_low_bytes",
             f"must be >= 0 and below write_buffer_high_bytes ({high}), was {low}",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """Who may open ``/ws``: checked on the upgrade request, before the handshake.
+
+    ``allowed_origins`` lists the browser origins (``https://app.example``)
+    whose pages may open a WebSocket; unset, the listener's own origins
+    (``gateway.access.own_origins``); ``*`` allows any. A request without an
+    ``Origin`` header (not a browser) passes unless ``require_origin``.
+    Each client IP may start ``connect_rate_per_ip_per_s`` upgrades a second
+    (bursts of ``connect_burst_per_ip``) and hold ``max_connections_per_ip``
+    WebSockets at once; addresses in ``limit_exempt_networks`` (CIDR) are not
+    limited per IP. One token subject may hold ``max_connections_per_principal``
+    authenticated connections at once. ``max_tracked_ips`` bounds the
+    per-IP state kept.
+    """
+
+    env_section: ClassVar[str] = "ACCESS"
+    allowed_origins: tuple[str, ...] = ()
+    require_origin: bool = False
+    connect_rate_per_ip_per_s: float = 2.0
+    connect_burst_per_ip: int = 60
+    max_connections_per_ip: int = 256
+    max_connections_per_principal: int = 64
+    limit_exempt_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_tracked_ips: int = 100_000
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "connect_rate_per_ip_per_s",
+            "connect_burst_per_ip",
+            "max_connections_per_ip",
+            "max_connections_per_principal",
+            "max_tracked_ips",
+        )
+        for origin in self.allowed_origins:
+            scheme, sep, rest = origin.partition("://")
+            _check(
+                origin == "*" or (scheme in ("http", "https") and bool(sep) and bool(rest)),
+                "allowed_origins",
+                f"items must be * or look like https://host[:port], was {origin!r}",
+            )
+        for network in self.limit_exempt_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    "limit_exempt_networks",
+                    f"items must be networks such as 10.0.0.0/8, was {network!r}",
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,6 +811,7 @@ class Settings:
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     fanout: FanoutSettings = field(default_factory=FanoutSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
