@@ -236,16 +236,35 @@ class AccessSettings:
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """JWT verification. Without ``jwt_secret`` a dev secret in the data dir is used."""
+    """JWT verification (docs/protocol.md, "Authentication").
+
+    HS256 tokens are checked with ``jwt_secret``; RS256 and ES256 tokens
+    with the PEM key in ``public_key_file`` or the keys of the JWKS in
+    ``jwks_file`` (by ``kid``). Without ``jwt_secret`` and without public
+    keys, a dev secret in the data dir is used; with public keys and no
+    ``jwt_secret``, HS256 tokens are refused. ``audience``, when set, must
+    be in every token's ``aud``.
+    """
 
     env_section: ClassVar[str] = "AUTH"
     jwt_secret: Secret | None = None
+    public_key_file: Path | None = None
+    jwks_file: Path | None = None
     issuer: str = "tickgate"
+    audience: str | None = None
     leeway_s: float = 5.0
     allow_anonymous_quotes: bool = True
 
+    @property
+    def is_hs256_enabled(self) -> bool:
+        """Whether HS256 tokens are taken: a secret is set, or no public key is."""
+        has_public_keys = self.public_key_file is not None or self.jwks_file is not None
+        return self.jwt_secret is not None or not has_public_keys
+
     def __post_init__(self) -> None:
-        _check(self.leeway_s >= 0, "leeway_s", f"must be >= 0, was {self.leeway_s}")
+        _check(
+            0 <= self.leeway_s <= 300, "leeway_s", f"must be within [0, 300], was {self.leeway_s}"
+        )
         if self.jwt_secret is not None:
             length = len(self.jwt_secret.reveal())
             _check(length >= 32, "jwt_secret", f"must be at least 32 characters, was {length}")
