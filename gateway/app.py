@@ -308,7 +308,7 @@ def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
 
 def _upgrade_guard(settings: Settings) -> UpgradeGuard:
     origins = OriginPolicy.from_settings(
-        settings.access, host=settings.host, port=settings.port, scheme="http"
+        settings.access, host=settings.host, port=settings.port, scheme=settings.tls.scheme
     )
     if origins.is_any:
         logger.info("WebSocket upgrades from any Origin")

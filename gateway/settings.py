@@ -38,6 +38,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SimulatorSettings",
+    "TlsSettings",
     "UpstreamSettings",
     "WebSocketSettings",
     "default_data_dir",
@@ -92,6 +93,36 @@ class ServerSettings:
             "reserved_fds",
             "health_headroom",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS on every listener (the gateway's and the order API's), on when ``cert_file`` is set.
+
+    ``cert_file`` is the PEM certificate chain, ``key_file`` its PEM private
+    key (unset: the key is in ``cert_file``), ``key_password`` the key's
+    passphrase, if it has one.
+    """
+
+    env_section: ClassVar[str] = "TLS"
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if self.cert_file is None:
+            _check(self.key_file is None, "key_file", "needs cert_file")
+            _check(self.key_password is None, "key_password", "needs cert_file")
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the listeners speak TLS."""
+        return self.cert_file is not None
+
+    @property
+    def scheme(self) -> Literal["http", "https"]:
+        """The listeners' URL scheme."""
+        return "https" if self.is_enabled else "http"
 
 
 @dataclass(frozen=True, slots=True)
@@ -826,6 +857,7 @@ class Settings:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: int = 10
     server: ServerSettings = field(default_factory=ServerSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     fanout: FanoutSettings = field(default_factory=FanoutSettings)
