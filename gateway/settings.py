@@ -373,7 +373,8 @@ class UpstreamSettings:
     """
 
     env_section: ClassVar[str] = "UPSTREAM"
-    url: str | None = None
+    # repr=False: a password in the URL never reaches a repr (redacted() masks it).
+    url: str | None = field(default=None, repr=False)
     subscribe_template: str = '{"op":"subscribe","symbols":$symbols}'
     symbols: tuple[str, ...] = ()
     field_symbol: str = "symbol"
@@ -544,7 +545,8 @@ class RedisSettings:
     """The Redis server (off unless ``url`` is set); it backs the position cache."""
 
     env_section: ClassVar[str] = "REDIS"
-    url: str | None = None
+    # repr=False: a password in the URL never reaches a repr (redacted() masks it).
+    url: str | None = field(default=None, repr=False)
     key_prefix: str = "tickgate"
     timeout_ms: int = 2_000
 
