@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 
 from gateway.admission import raise_open_file_limit
 from gateway.app import create_apps
+from gateway.audit import open_audit_file
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging
 from gateway.service import Gateway
@@ -134,6 +135,8 @@ def serve(settings: Settings, role: Role = "run") -> int:
     ``EXIT_SHUTDOWN_INCOMPLETE`` when the stop left work undone.
     """
     configure_logging(settings.log_level)
+    if settings.audit.file is not None:
+        open_audit_file(settings.audit.file)
     before, after = raise_open_file_limit()
     if after != before:
         logger.info("raised the open-file limit from %d to %d (the hard limit)", before, after)

@@ -23,6 +23,7 @@ from gateway.errors import SettingsError
 __all__ = [
     "AccessSettings",
     "ApiSettings",
+    "AuditSettings",
     "AuthSettings",
     "DashboardSettings",
     "FanoutSettings",
@@ -812,6 +813,14 @@ def _decimal_at_least_zero(settings: object, name: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit log (``gateway.audit``): also appended to ``file`` when it is set."""
+
+    env_section: ClassVar[str] = "AUDIT"
+    file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DashboardSettings:
     """The browser dashboard at ``/``, and its demo mode.
 
@@ -876,6 +885,7 @@ class Settings:
     orders: OrdersSettings = field(default_factory=OrdersSettings)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")

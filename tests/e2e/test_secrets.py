@@ -15,6 +15,7 @@ import secrets
 
 import orjson
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.devsecret import DEV_SECRET_FILE, load_or_create_dev_secret
@@ -82,7 +83,9 @@ async def test_a_planted_secret_is_in_no_log_answer_or_frame(tmp_path, caplog, r
     bad = make_token(subject="mallory", secret="x" * 40)
     answers: list[tuple[str, int, bytes, dict[str, str]]] = []
     async with running_gateway(settings) as gw:
-        main_routes = [r for r in gw.server.config.app.routes if isinstance(r, Route)]
+        app = gw.server.config.app
+        assert isinstance(app, Starlette)
+        main_routes = [r for r in app.routes if isinstance(r, Route)]
         openapi = await request("GET", f"{gw.api_url}/openapi.json")
         api_paths = list(orjson.loads(openapi.body)["paths"])
         targets = [(gw.url, r.path, sorted(r.methods or ())) for r in main_routes]
