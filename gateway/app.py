@@ -19,23 +19,23 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from gateway.access import ACCESS_STATE_KEY, OriginPolicy, UpgradeGuard
 from gateway.accounts.positioncache import PositionCache
 from gateway.accounts.positionsfile import load_positions_file
 from gateway.accounts.riskworker import RiskWorker
 from gateway.accounts.runtime import Accounts
 from gateway.admission import ADMISSION_STATE_KEY, ConnectionAdmission, open_file_limit
-from gateway.auth import TokenVerifier
 from gateway.channels.pacing import RevaluationPacer
 from gateway.channels.portfolio import PortfolioChannel
 from gateway.channels.portfoliowire import PortfolioEncoder
 from gateway.channels.quotes import QuotesChannel
 from gateway.clock import Clock, SystemClock
-from gateway.devsecret import jwt_secret
 from gateway.errors import SettingsError
 from gateway.http.bodies import BodyLimit
 from gateway.http.dashboard import dashboard_routes
 from gateway.http.orderapi import api_app
 from gateway.http.routes import EXCEPTION_HANDLERS, ROUTES, body_too_large
+from gateway.jwtkeys import build_verifier
 from gateway.loopmonitor import LoopMonitor
 from gateway.marketdata.pipeline import MarketDataPipeline
 from gateway.marketdata.simulator import SimulatorSource
@@ -239,15 +239,15 @@ def build_gateway(
         FxTable(master)  # every currency needs a pair against USD
     except PortfolioError as e:
         raise SettingsError("TICKGATE_FEED_INSTRUMENTS_FILE", str(e)) from None
-    if settings.auth.jwt_secret is None:
+    auth = settings.auth
+    if auth.jwt_secret is None and auth.is_hs256_enabled:
         logger.warning(
             "no TICKGATE_AUTH_JWT_SECRET is set; using the development secret in %s",
             settings.data_dir,
             extra={"event": "auth.dev_secret_used"},
         )
-    verifier = TokenVerifier(
-        jwt_secret(settings), issuer=settings.auth.issuer, leeway_s=settings.auth.leeway_s
-    )
+    verifier = build_verifier(settings)
+    logger.info("accepting tokens signed %s", ", ".join(sorted(verifier.algorithms)))
     book = PriceBook(master.ref_price, stale_after_ns=settings.feed.stale_after_ms * 1_000_000)
     epoch = secrets.token_hex(6)
     quotes = QuotesChannel(master, book, epoch=epoch, history=settings.fanout.recovery_history)
@@ -255,8 +255,13 @@ def build_gateway(
         ws=settings.ws,
         fanout=settings.fanout,
         auth=settings.auth,
+        access=settings.access,
         channels={QUOTES: quotes},
-        specs={QUOTES: QuotesChannelSpec(master.symbol_index)},
+        specs={
+            QUOTES: QuotesChannelSpec(
+                master.symbol_index, is_open=settings.auth.allow_anonymous_quotes
+            )
+        },
         verifier=verifier,
         clock=clock,
         metrics=metrics,
@@ -311,6 +316,19 @@ def _admission(settings: Settings, gateway: Gateway) -> ConnectionAdmission:
     return admission
 
 
+def _upgrade_guard(settings: Settings) -> UpgradeGuard:
+    origins = OriginPolicy.from_settings(
+        settings.access, host=settings.host, port=settings.port, scheme=settings.tls.scheme
+    )
+    if origins.is_any:
+        logger.info("WebSocket upgrades from any Origin")
+    elif origins.allowed is None:
+        logger.info("WebSocket upgrades from the Origin the request's Host header names")
+    else:
+        logger.info("WebSocket upgrades from the Origins %s", ", ".join(sorted(origins.allowed)))
+    return UpgradeGuard(settings.access, origins)
+
+
 @dataclass(frozen=True, slots=True)
 class Apps:
     """The two listeners' apps over one gateway: ``/ws`` and HTTP, and the order API."""
@@ -337,6 +355,7 @@ def create_apps(
     listener_state: dict[str, object] = {
         ADMISSION_STATE_KEY: _admission(settings, gateway),
         SERVER_SETTINGS_STATE_KEY: settings.server,
+        ACCESS_STATE_KEY: _upgrade_guard(settings),
     }
 
     @contextlib.asynccontextmanager

@@ -241,6 +241,10 @@ def _cmd_ledger(settings: Settings, args: argparse.Namespace) -> int:
 
     # Operator commands log to stderr: the audit lines of a redrive, for one.
     configure_logging(settings.log_level, settings.log_format)
+    if settings.audit.file is not None:
+        from gateway.audit import open_audit_file
+
+        open_audit_file(settings.audit.file)
     if args.ledger_command == "run":
         from gateway.trading.ledgerrole import run_ledger
 

@@ -78,13 +78,19 @@ class ProtocolError(GatewayError):
 
 
 class HttpError(GatewayError):
-    """An HTTP request was refused: ``status``, and the documented error ``code``."""
+    """An HTTP request was refused: ``status``, and the documented error ``code``.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    ``retry_after_s``, when set, is sent as the ``Retry-After`` header.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class FeedError(GatewayError):

@@ -38,6 +38,7 @@ _THROTTLED: Final = (
     "gateway.marketdata._deadletters",
     "gateway.marketdata.upstream",
     "gateway.ws.connection",
+    "gateway.uvicornseam",
 )
 
 

@@ -22,21 +22,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from types import FrameType
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from starlette.applications import Starlette
 
 from gateway.admission import raise_open_file_limit
 from gateway.app import create_apps
+from gateway.audit import open_audit_file
+from gateway.errors import SettingsError
 from gateway.logs import configure_logging
 from gateway.service import Gateway
-from gateway.settings import Settings
+from gateway.settings import Settings, TlsSettings
 from gateway.uvicornseam import GuardedHttpProtocol
 from gateway.ws.connection import WebSocketConnection
 
-__all__ = ["EXIT_SHUTDOWN_INCOMPLETE", "api_uvicorn_config", "serve", "uvicorn_config"]
+__all__ = [
+    "EXIT_SHUTDOWN_INCOMPLETE",
+    "api_uvicorn_config",
+    "check_tls",
+    "serve",
+    "uvicorn_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +68,7 @@ def uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        **_tls_options(settings.tls),
     )
 
 
@@ -75,11 +85,40 @@ def api_uvicorn_config(settings: Settings, app: Starlette) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        **_tls_options(settings.tls),
     )
+
+
+def check_tls(tls: TlsSettings) -> None:
+    """Load the certificate and key once, so a bad file stops the start naming its setting."""
+    if tls.cert_file is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    password = tls.key_password.reveal() if tls.key_password is not None else None
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file, password)
+    except OSError as e:
+        key = "TICKGATE_TLS_KEY_FILE" if tls.key_file is not None else "TICKGATE_TLS_CERT_FILE"
+        # ssl.SSLError (a wrong key or password) is an OSError too.
+        raise SettingsError(key, f"cannot load the certificate and key: {e}") from None
+
+
+def _tls_options(tls: TlsSettings) -> dict[str, Any]:
+    # uvicorn's TLS options; none without a certificate.
+    if tls.cert_file is None:
+        return {}
+    return {
+        "ssl_certfile": tls.cert_file,
+        "ssl_keyfile": tls.key_file,
+        "ssl_keyfile_password": (
+            tls.key_password.reveal() if tls.key_password is not None else None
+        ),
+    }
 
 
 def servers(settings: Settings, role: Role) -> tuple[list[uvicorn.Server], Gateway]:
     """The listeners of ``role``, the one owning the service's lifespan first."""
+    check_tls(settings.tls)
     apps = create_apps(settings, api_owns_lifespan=role == "api")
     if role == "api":
         return [uvicorn.Server(api_uvicorn_config(settings, apps.api))], apps.gateway
@@ -96,6 +135,8 @@ def serve(settings: Settings, role: Role = "run") -> int:
     ``EXIT_SHUTDOWN_INCOMPLETE`` when the stop left work undone.
     """
     configure_logging(settings.log_level, settings.log_format)
+    if settings.audit.file is not None:
+        open_audit_file(settings.audit.file)
     before, after = raise_open_file_limit()
     if after != before:
         logger.info(

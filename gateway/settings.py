@@ -8,6 +8,7 @@ to its key), and each component receives only its own section.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -21,7 +22,9 @@ from gateway.environment import Secret
 from gateway.errors import SettingsError
 
 __all__ = [
+    "AccessSettings",
     "ApiSettings",
+    "AuditSettings",
     "AuthSettings",
     "DashboardSettings",
     "FanoutSettings",
@@ -37,6 +40,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SimulatorSettings",
+    "TlsSettings",
     "UpstreamSettings",
     "WebSocketSettings",
     "default_data_dir",
@@ -91,6 +95,36 @@ class ServerSettings:
             "reserved_fds",
             "health_headroom",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS on every listener (the gateway's and the order API's), on when ``cert_file`` is set.
+
+    ``cert_file`` is the PEM certificate chain, ``key_file`` its PEM private
+    key (unset: the key is in ``cert_file``), ``key_password`` the key's
+    passphrase, if it has one.
+    """
+
+    env_section: ClassVar[str] = "TLS"
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if self.cert_file is None:
+            _check(self.key_file is None, "key_file", "needs cert_file")
+            _check(self.key_password is None, "key_password", "needs cert_file")
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the listeners speak TLS."""
+        return self.cert_file is not None
+
+    @property
+    def scheme(self) -> Literal["http", "https"]:
+        """The listeners' URL scheme."""
+        return "https" if self.is_enabled else "http"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,17 +216,88 @@ class FanoutSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """Who may open ``/ws``: checked on the upgrade request, before the handshake.
+
+    ``allowed_origins`` lists the browser origins (``https://app.example``)
+    whose pages may open a WebSocket; unset, the listener's own origins
+    (``gateway.access.own_origins``); ``*`` allows any. A request without an
+    ``Origin`` header (not a browser) passes unless ``require_origin``.
+    Each client IP may start ``connect_rate_per_ip_per_s`` upgrades a second
+    (bursts of ``connect_burst_per_ip``) and hold ``max_connections_per_ip``
+    WebSockets at once; addresses in ``limit_exempt_networks`` (CIDR) are not
+    limited per IP. One token subject may hold ``max_connections_per_principal``
+    authenticated connections at once. ``max_tracked_ips`` bounds the
+    per-IP state kept.
+    """
+
+    env_section: ClassVar[str] = "ACCESS"
+    allowed_origins: tuple[str, ...] = ()
+    require_origin: bool = False
+    connect_rate_per_ip_per_s: float = 2.0
+    connect_burst_per_ip: int = 60
+    max_connections_per_ip: int = 256
+    max_connections_per_principal: int = 64
+    limit_exempt_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_tracked_ips: int = 100_000
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "connect_rate_per_ip_per_s",
+            "connect_burst_per_ip",
+            "max_connections_per_ip",
+            "max_connections_per_principal",
+            "max_tracked_ips",
+        )
+        for origin in self.allowed_origins:
+            scheme, sep, rest = origin.partition("://")
+            _check(
+                origin == "*" or (scheme in ("http", "https") and bool(sep) and bool(rest)),
+                "allowed_origins",
+                f"items must be * or look like https://host[:port], was {origin!r}",
+            )
+        for network in self.limit_exempt_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    "limit_exempt_networks",
+                    f"items must be networks such as 10.0.0.0/8, was {network!r}",
+                ) from None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """JWT verification. Without ``jwt_secret`` a dev secret in the data dir is used."""
+    """JWT verification (docs/protocol.md, "Authentication").
+
+    HS256 tokens are checked with ``jwt_secret``; RS256 and ES256 tokens
+    with the PEM key in ``public_key_file`` or the keys of the JWKS in
+    ``jwks_file`` (by ``kid``). Without ``jwt_secret`` and without public
+    keys, a dev secret in the data dir is used; with public keys and no
+    ``jwt_secret``, HS256 tokens are refused. ``audience``, when set, must
+    be in every token's ``aud``.
+    """
 
     env_section: ClassVar[str] = "AUTH"
     jwt_secret: Secret | None = None
+    public_key_file: Path | None = None
+    jwks_file: Path | None = None
     issuer: str = "tickgate"
+    audience: str | None = None
     leeway_s: float = 5.0
     allow_anonymous_quotes: bool = True
 
+    @property
+    def is_hs256_enabled(self) -> bool:
+        """Whether HS256 tokens are taken: a secret is set, or no public key is."""
+        has_public_keys = self.public_key_file is not None or self.jwks_file is not None
+        return self.jwt_secret is not None or not has_public_keys
+
     def __post_init__(self) -> None:
-        _check(self.leeway_s >= 0, "leeway_s", f"must be >= 0, was {self.leeway_s}")
+        _check(
+            0 <= self.leeway_s <= 300, "leeway_s", f"must be within [0, 300], was {self.leeway_s}"
+        )
         if self.jwt_secret is not None:
             length = len(self.jwt_secret.reveal())
             _check(length >= 32, "jwt_secret", f"must be at least 32 characters, was {length}")
@@ -270,7 +375,8 @@ class UpstreamSettings:
     """
 
     env_section: ClassVar[str] = "UPSTREAM"
-    url: str | None = None
+    # repr=False: a password in the URL never reaches a repr (redacted() masks it).
+    url: str | None = field(default=None, repr=False)
     subscribe_template: str = '{"op":"subscribe","symbols":$symbols}'
     symbols: tuple[str, ...] = ()
     field_symbol: str = "symbol"
@@ -441,7 +547,8 @@ class RedisSettings:
     """The Redis server (off unless ``url`` is set); it backs the position cache."""
 
     env_section: ClassVar[str] = "REDIS"
-    url: str | None = None
+    # repr=False: a password in the URL never reaches a repr (redacted() masks it).
+    url: str | None = field(default=None, repr=False)
     key_prefix: str = "tickgate"
     timeout_ms: int = 2_000
 
@@ -707,6 +814,14 @@ def _decimal_at_least_zero(settings: object, name: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit log (``gateway.audit``): also appended to ``file`` when it is set."""
+
+    env_section: ClassVar[str] = "AUDIT"
+    file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DashboardSettings:
     """The browser dashboard at ``/``, and its demo mode.
 
@@ -756,10 +871,12 @@ class Settings:
     log_format: Literal["text", "json"] = "text"
     shutdown_timeout_s: int = 10
     server: ServerSettings = field(default_factory=ServerSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     fanout: FanoutSettings = field(default_factory=FanoutSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
@@ -771,6 +888,7 @@ class Settings:
     orders: OrdersSettings = field(default_factory=OrdersSettings)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be within [0, 65535], was {self.port}")

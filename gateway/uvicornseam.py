@@ -15,8 +15,9 @@ tickgate relies on more of uvicorn than its public ``Config`` and ``Server``:
    ``on_header``, ``on_message_begin``, ``on_headers_complete``,
    ``on_body``, ``on_message_complete``), ``on_response_complete``,
    ``data_received``, ``handle_websocket_upgrade`` and the connection
-   callbacks, and reads ``transport``, ``cycle``, ``loop``, ``parser`` and
-   ``_should_upgrade()``.
+   callbacks, and reads ``transport``, ``cycle``, ``loop``, ``parser``,
+   ``headers``, ``client``, ``scheme`` and ``_should_upgrade()``. An upgrade
+   request passes the access checks (``gateway.access``) before admission.
 
 ``tests/contract/test_uvicorn_seam.py`` pins both on the installed uvicorn,
 against a real server.
@@ -29,9 +30,12 @@ import http
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.access import ACCESS_STATE_KEY, UpgradeGuard
 from gateway.admission import ADMISSION_STATE_KEY, ConnectionAdmission
+from gateway.errors import HttpError
 from gateway.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -67,6 +71,9 @@ class PluggedProtocol(asyncio.Protocol):
         self.app_state = app_state
         admission = app_state.get(ADMISSION_STATE_KEY)
         self._admission = admission if isinstance(admission, ConnectionAdmission) else None
+        guard = app_state.get(ACCESS_STATE_KEY)
+        self._guard = guard if isinstance(guard, UpgradeGuard) else None
+        self._peer_ip: str | None = None
 
     def is_sheddable(self) -> bool:
         """Whether admission may close it for room (``gateway.admission.Sheddable``)."""
@@ -81,12 +88,18 @@ class PluggedProtocol(asyncio.Protocol):
         self._server_state.connections.add(self)  # type: ignore[arg-type]  # uvicorn duck-types these
         if self._admission is not None:
             self._admission.adopt(transport, self)
+        if self._guard is not None:
+            self._peer_ip = _peer_ip(transport)
+            self._guard.opened(self._peer_ip)
 
     def untrack(self, transport: asyncio.BaseTransport | None) -> None:
         """Leave uvicorn's live connections and the admission."""
         self._server_state.connections.discard(self)
         if self._admission is not None and transport is not None:
             self._admission.release(transport)
+        if self._guard is not None:
+            self._guard.closed(self._peer_ip)
+            self._guard = None  # once: a later call releases nothing
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -115,6 +128,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._limits = limits if isinstance(limits, ServerSettings) else None
         admission = app_state.get(ADMISSION_STATE_KEY)
         self._admission = admission if isinstance(admission, ConnectionAdmission) else None
+        guard = app_state.get(ACCESS_STATE_KEY)
+        self._guard = guard if isinstance(guard, UpgradeGuard) else None
         self._head_bytes = 0
         self._is_in_head = True  # the bytes arriving belong to a request head
         self._is_head_too_large = False
@@ -204,9 +219,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._is_in_head = False
         if self._is_head_too_large or self._is_refused:
             return
+        is_upgrade = self.parser.should_upgrade() and self._should_upgrade()
+        refusal = self._upgrade_refusal() if is_upgrade else None
+        if refusal is not None:
+            self._refuse_with(refusal)
+            return
         admission = self._admission
         if admission is not None:
-            is_upgrade = self.parser.should_upgrade() and self._should_upgrade()
             if is_upgrade and not admission.admit_websocket(self.transport):
                 self._refuse(http.HTTPStatus.SERVICE_UNAVAILABLE, None)
                 return
@@ -226,6 +245,42 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._is_in_head = True
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _upgrade_refusal(self) -> HttpError | None:
+        # The access checks of an upgrade (gateway.access), on its head alone.
+        guard = self._guard
+        if guard is None:
+            return None
+        origin = host = None
+        for name, value in self.headers:
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+        return guard.refusal(
+            self.client[0] if self.client else None,
+            origin=origin,
+            host=host,
+            scheme=self.scheme or "http",
+            now_s=self.loop.time(),
+        )
+
+    def _refuse_with(self, error: HttpError) -> None:
+        # Answer a refused upgrade with the gateway's JSON error body.
+        if self._admission is not None:
+            self._admission.count_closed(error.code)
+        logger.info(
+            "WebSocket upgrade from %s refused %d: %s",
+            self.client[0] if self.client else "?",
+            error.status,
+            error.code,
+            extra={"throttle_key": error.code},
+        )
+        headers = {"content-type": "application/json"}
+        if error.retry_after_s is not None:
+            headers["retry-after"] = str(error.retry_after_s)
+        body = orjson.dumps({"error": {"code": error.code, "message": error.message}})
+        self._refuse(http.HTTPStatus(error.status), None, body=body, headers=headers)
 
     def _counts(self, size: int) -> bool:
         # Add to the head's size; whether the head is still within its limit.
@@ -254,19 +309,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not self.transport.is_closing() and self.is_sheddable():
             self._refuse(http.HTTPStatus.REQUEST_TIMEOUT, "header_timeout")
 
-    def _refuse(self, status: http.HTTPStatus, reason: str | None) -> None:
+    def _refuse(
+        self,
+        status: http.HTTPStatus,
+        reason: str | None,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         # Answer ``status`` and close, unless a response is under way (then close).
         self._is_refused = True
         self._cancel_head_timer()
         if reason is not None and self._admission is not None:
             self._admission.count_closed(reason)
         if self.cycle is None or self.cycle.response_complete:
-            body = f"{status.phrase}\n".encode()
-            head = (
-                f"HTTP/1.1 {status.value} {status.phrase}\r\n"
-                "content-type: text/plain; charset=utf-8\r\n"
-                f"content-length: {len(body)}\r\n"
-                "connection: close\r\n\r\n"
+            if body is None:
+                body = f"{status.phrase}\n".encode()
+            fields = headers or {"content-type": "text/plain; charset=utf-8"}
+            head = "".join(
+                [
+                    f"HTTP/1.1 {status.value} {status.phrase}\r\n",
+                    *(f"{name}: {value}\r\n" for name, value in fields.items()),
+                    f"content-length: {len(body)}\r\nconnection: close\r\n\r\n",
+                ]
             )
             self.transport.write(head.encode() + body)
         if self.transport.can_write_eof():
@@ -274,3 +339,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.loop.call_later(_LINGER_S, self.transport.close)
         else:
             self.transport.close()
+
+
+def _peer_ip(transport: asyncio.BaseTransport) -> str | None:
+    # The client's address; None for a socket without one (a Unix socket).
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
+        return peer[0]
+    return None

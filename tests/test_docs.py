@@ -47,7 +47,8 @@ def first_column_codes(table_text: str) -> set[str]:
 
 def code_settings_keys() -> set[str]:
     keys = set(environment.env_keys(Settings)) | set(environment.env_aliases(Settings))
-    return keys | {"TICKGATE_AUTH_JWT_SECRET_FILE"}  # the one secret's file variant
+    # The documented secrets' file variants.
+    return keys | {"TICKGATE_AUTH_JWT_SECRET_FILE", "TICKGATE_TLS_KEY_PASSWORD_FILE"}
 
 
 def documented_settings_keys() -> set[str]:

@@ -158,7 +158,8 @@ def dashboard_routes(settings: Settings) -> list[BaseRoute]:
             Route(f"{PROXY_PREFIX}/{{path:path}}", proxy.handle, methods=PROXY_METHODS),
         ]
     logger.info(
-        "dashboard at http://%s:%d/ (demo mode %s)",
+        "dashboard at %s://%s:%d/ (demo mode %s)",
+        settings.tls.scheme,
         settings.host,
         settings.port,
         "on: /dashboard/token hands out demo tokens, /dashboard/api reaches the order API"

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.accounts.runtime import Accounts
+from gateway.audit import audit
 from gateway.auth import ADMIN_SCOPE, Principal
 from gateway.errors import AuthError, HttpError
 from gateway.marketdata.simulator import SimulatorSource
@@ -179,10 +180,27 @@ async def account_risk(request: Request) -> Response:
 
 
 async def admin_spike(request: Request) -> Response:
-    """``POST /admin/spike``: a volatility spike in the simulator."""
-    if not _principal(request).has_scope(ADMIN_SCOPE):
+    """``POST /admin/spike``: a volatility spike in the simulator (audited)."""
+    principal = _principal(request)
+    gateway = _gateway(request)
+    try:
+        return await _spike(request, principal, gateway)
+    except HttpError as e:
+        audit(
+            "simulator.spike",
+            ts_ns=gateway.clock.now_ns(),
+            actor=principal.subject,
+            outcome="refused",
+            status=e.status,
+            code=e.code,
+        )
+        raise
+
+
+async def _spike(request: Request, principal: Principal, gateway: Gateway) -> Response:
+    if not principal.has_scope(ADMIN_SCOPE):
         raise HttpError(403, "forbidden", f"the token lacks the {ADMIN_SCOPE} scope")
-    source = _gateway(request).source
+    source = gateway.source
     if not isinstance(source, SimulatorSource):
         raise HttpError(409, "spike_unavailable", f"the {source.name} source cannot spike")
     body = await request.body()
@@ -194,6 +212,15 @@ async def admin_spike(request: Request) -> Response:
         raise HttpError(400, "bad_json", "body is not valid JSON") from None
     rate, vol, duration_s = _parse_spike(spec)
     steps = source.spike(rate_multiplier=rate, vol_multiplier=vol, duration_s=duration_s)
+    audit(
+        "simulator.spike",
+        ts_ns=gateway.clock.now_ns(),
+        actor=principal.subject,
+        outcome="started",
+        rate_multiplier=rate,
+        vol_multiplier=vol,
+        duration_s=duration_s,
+    )
     return _json(
         202,
         {

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.accounts.dayroll import day_start_ns
+from gateway.audit import audit
 from gateway.clock import Clock
 from gateway.settings import Settings
 from gateway.trading.config import ledger_kafka_settings
@@ -61,10 +62,9 @@ async def dlq_list(settings: Settings, *, include_redriven: bool) -> list[DeadLe
         await store.stop()
 
 
-async def dlq_redrive(
+async def _redrive(
     settings: Settings, ids: Sequence[int] | None, *, actor: str, clock: Clock
 ) -> list[DeadLetter]:
-    """Re-submit dead letters (``ids``, or every one not yet redriven) to the command bus."""
     store = build_ledger_store(settings)
     await store.start()
     try:
@@ -86,6 +86,37 @@ async def dlq_redrive(
         return await admin.dlq_redrive(store, inbox, ids, actor=actor, now_ns=clock.now_ns())
     finally:
         await store.stop()
+
+
+async def dlq_redrive(
+    settings: Settings, ids: Sequence[int] | None, *, actor: str, clock: Clock
+) -> list[DeadLetter]:
+    """Re-submit dead letters (``ids``, or every one not yet redriven) to the command bus.
+
+    One audit event records what was redriven, or that the redrive failed.
+    """
+    try:
+        letters = await _redrive(settings, ids, actor=actor, clock=clock)
+    except Exception as e:
+        audit(
+            "ledger.dlq_redrive",
+            ts_ns=clock.now_ns(),
+            actor=actor,
+            outcome="failed",
+            requested=list(ids) if ids is not None else "all",
+            error=type(e).__name__,
+        )
+        raise
+    audit(
+        "ledger.dlq_redrive",
+        ts_ns=clock.now_ns(),
+        actor=actor,
+        outcome="redriven",
+        requested=list(ids) if ids is not None else "all",
+        dlq_ids=[letter.dlq_id for letter in letters],
+        transfer_ids=[letter.transfer_id for letter in letters],
+    )
+    return letters
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ import orjson
 
 from gateway.accounts.dayroll import day_start_ns
 from gateway.accounts.runtime import Accounts
+from gateway.audit import EntryAudit, both
 from gateway.backoff import Backoff
 from gateway.channels.orders import OrdersChannel
 from gateway.clock import Clock
@@ -227,7 +228,10 @@ class Trading:
                 self.master,
                 ports,
                 entry_settings(self.settings.api, self.settings.orders),
-                on_event=_EntryEventLog(self.metrics, self.tracer, self.clock.now_ns),
+                on_event=both(
+                    _EntryEventLog(self.metrics, self.tracer, self.clock.now_ns),
+                    EntryAudit(self.clock),
+                ),
                 encode=orjson.dumps,
                 openapi=API_OPENAPI,
             )

@@ -29,13 +29,18 @@ _MAX_SYMBOL_CHARS: Final = 64
 
 
 class QuotesChannelSpec:
-    """``quotes``: keys are instrument symbols, named by a ``symbols`` list."""
+    """``quotes``: keys are instrument symbols, named by a ``symbols`` list.
+
+    While quotes are open to anonymous clients (``is_open``) any token reads
+    them too; otherwise a token needs ``quotes:read`` (or ``read``).
+    """
 
     name = QUOTES
     is_public = True
 
-    def __init__(self, symbols: Collection[str]) -> None:
+    def __init__(self, symbols: Collection[str], *, is_open: bool = True) -> None:
         self._symbols = symbols
+        self._is_open = is_open
 
     def parse_keys(self, message: Mapping[str, object]) -> tuple[str, ...]:
         """Return the ``symbols`` of the message, deduplicated in order."""
@@ -49,11 +54,15 @@ class QuotesChannelSpec:
         return tuple(dict.fromkeys(symbols))
 
     def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
-        """None: quotes are readable with any token."""
-        return []
+        """Every key when quotes are closed and the token lacks ``quotes:read``; else none."""
+        if self._is_open or (principal is not None and principal.may_read_quotes()):
+            return []
+        return list(keys)
 
     def check_keys(self, keys: Sequence[str], principal: Principal | None) -> None:
-        """Raise ``unknown_symbol`` listing the symbols the master lacks."""
+        """Raise ``forbidden`` without the scope, then ``unknown_symbol`` for unknown symbols."""
+        if self.refused(keys, principal):
+            raise ProtocolError("forbidden", "the token lacks the quotes:read scope")
         unknown = [k for k in keys if k not in self._symbols]
         if unknown:
             raise ProtocolError(
@@ -67,7 +76,7 @@ class PortfolioChannelSpec:
     """``portfolio``: keys are account ids, named by ``account`` (or an ``accounts`` list).
 
     Only accounts in the token's ``accounts`` claim may be read, and only
-    with the ``read`` scope; anything else is ``forbidden``, whether the
+    with the ``portfolio:read`` (or ``read``) scope; anything else is ``forbidden``, whether the
     account exists or not, so the error does not reveal which accounts exist.
     """
 
@@ -92,7 +101,7 @@ class PortfolioChannelSpec:
         raise ProtocolError("bad_request", "account must be a non-empty string")
 
     def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
-        """The accounts the token does not grant (with the ``read`` scope)."""
+        """The accounts the token does not grant (with the ``portfolio:read`` scope)."""
         return [k for k in keys if principal is None or not principal.may_read_account(k)]
 
     def check_keys(self, keys: Sequence[str], principal: Principal | None) -> None:
@@ -114,6 +123,10 @@ class PortfolioChannelSpec:
 
 
 class OrdersChannelSpec(PortfolioChannelSpec):
-    """``orders``: keys are account ids, read with the same rights as ``portfolio``."""
+    """``orders``: keys are account ids, read with ``orders:read`` (or ``read``)."""
 
     name = ORDERS
+
+    def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
+        """The accounts the token does not grant (with the ``orders:read`` scope)."""
+        return [k for k in keys if principal is None or not principal.may_read_orders(k)]

@@ -11,6 +11,7 @@ __all__ = [
     "NORMAL",
     "POLICY_VIOLATION",
     "SLOW_CONSUMER",
+    "TOO_MANY_CONNECTIONS",
     "TRY_AGAIN_LATER",
     "UNAUTHORIZED",
 ]
@@ -38,3 +39,6 @@ UNAUTHORIZED: Final = 4001
 
 SLOW_CONSUMER: Final = 4008
 """The client's outbound buffer stayed over its bound for the grace period."""
+
+TOO_MANY_CONNECTIONS: Final = 4029
+"""The token's subject already holds ``access.max_connections_per_principal`` connections."""

@@ -163,6 +163,8 @@ class WebSocketConnection(PluggedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection everywhere."""
         self.untrack(self._transport)
+        if self._session is not None:
+            self._session.end()
         if self._abort_timer is not None:
             self._abort_timer.cancel()
         if self.state is ConnectionState.OPEN:  # close() unregisters a closing one

@@ -15,10 +15,11 @@ from typing import Protocol
 
 import orjson
 
+from gateway.access import PrincipalSlots
 from gateway.auth import TokenVerifier
 from gateway.clock import Clock
 from gateway.metrics import Metrics
-from gateway.settings import AuthSettings, FanoutSettings, WebSocketSettings
+from gateway.settings import AccessSettings, AuthSettings, FanoutSettings, WebSocketSettings
 from gateway.ws.session import ChannelSpec, ClientSession, Command, Subscribe
 from gateway.ws.topic import Channel, Subscriber
 
@@ -51,6 +52,7 @@ class ConnectionHub:
         ws: WebSocketSettings,
         fanout: FanoutSettings,
         auth: AuthSettings,
+        access: AccessSettings,
         channels: Mapping[str, Channel],
         specs: Mapping[str, ChannelSpec],
         verifier: TokenVerifier,
@@ -60,6 +62,7 @@ class ConnectionHub:
         self.ws = ws
         self.fanout = fanout
         self._allow_anonymous = auth.allow_anonymous_quotes
+        self.principal_slots = PrincipalSlots(access.max_connections_per_principal)
         self._channels = dict(channels)
         self._specs = dict(specs)
         self._verifier = verifier
@@ -83,6 +86,7 @@ class ConnectionHub:
             verifier=self._verifier,
             allow_anonymous_quotes=self._allow_anonymous,
             decode_json=orjson.loads,
+            principal_slots=self.principal_slots,
             now_ns=now_ns,
         )
         return next(self._conn_ids), session

@@ -8,8 +8,8 @@ so every rule here is testable with bytes and a number for the clock.
 
 Rules enforced here (docs/protocol.md lists their codes): message size, JSON
 shape, known ops and channels, authentication and its deadline, token
-expiry, the inbound rate limit, the subscription limit and the abuse
-threshold (too many errors in a window).
+expiry, the connections per principal, the inbound rate limit, the
+subscription limit and the abuse threshold (too many errors in a window).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from gateway.access import PrincipalSlots
 from gateway.auth import Principal, TokenVerifier
 from gateway.errors import AuthError, ProtocolError
 from gateway.settings import WebSocketSettings
@@ -134,12 +135,15 @@ class ClientSession:
         allow_anonymous_quotes: bool,
         decode_json: Callable[[bytes], object],
         now_ns: int,
+        principal_slots: PrincipalSlots | None = None,
     ) -> None:
         self._settings = settings
         self._decode_json = decode_json
         self._channels = channels
         self._verifier = verifier
         self._allow_anonymous = allow_anonymous_quotes
+        self._slots = principal_slots
+        self._holds_slot = False
         self._auth_deadline_ns = now_ns + int(settings.auth_deadline_s * _NS_PER_S)
         self._tokens = float(settings.inbound_burst)
         self._tokens_at_ns = now_ns
@@ -191,6 +195,12 @@ class ClientSession:
             return self._dispatch(message, request_id, now_ns)
         except ProtocolError as e:
             return self._fail(e, request_id, now_ns)
+
+    def end(self) -> None:
+        """The connection is gone: give back its principal's connection slot."""
+        if self._holds_slot and self._slots is not None and self.principal is not None:
+            self._slots.release(self.principal.subject)
+        self._holds_slot = False
 
     def poll(self, now_ns: int) -> SessionOutput:
         """Check deadlines: the auth deadline and token expiry."""
@@ -249,6 +259,16 @@ class ClientSession:
                 close_code=closecodes.UNAUTHORIZED,
             )
             return self._fail(error, request_id, now_ns)
+        if self.principal is None and self._slots is not None:
+            if not self._slots.acquire(principal.subject):
+                limit = self._slots.limit
+                error = ProtocolError(
+                    "too_many_connections",
+                    f"at most {limit} connections per token subject",
+                    close_code=closecodes.TOO_MANY_CONNECTIONS,
+                )
+                return self._fail(error, request_id, now_ns)
+            self._holds_slot = True
         self.principal = principal
         reply: Message = {
             "type": "authenticated",

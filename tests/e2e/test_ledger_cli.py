@@ -105,8 +105,17 @@ async def test_a_command_for_an_unknown_account_is_listed_and_redriven(tmp_path)
 
     listed = tickgate(tmp_path, "ledger", "dlq", "list")
     (letter,) = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    audit_file = tmp_path / "audit" / "audit.jsonl"
     redriven = tickgate(
-        tmp_path, "ledger", "dlq", "redrive", "--id", str(letter["dlq_id"]), "--actor", "alice"
+        tmp_path,
+        "ledger",
+        "dlq",
+        "redrive",
+        "--id",
+        str(letter["dlq_id"]),
+        "--actor",
+        "alice",
+        TICKGATE_AUDIT_FILE=str(audit_file),
     )
     after = tickgate(tmp_path, "ledger", "dlq", "list")
     everything = tickgate(tmp_path, "ledger", "dlq", "list", "--all")
@@ -115,6 +124,11 @@ async def test_a_command_for_an_unknown_account_is_listed_and_redriven(tmp_path)
     assert redriven.returncode == 0, redriven.stderr
     assert redriven.stdout.strip() == "ledger dlq: 1 dead letter(s) redriven by alice"
     assert "redriven by alice" in redriven.stderr  # the audit line
+    (event,) = [orjson.loads(line) for line in audit_file.read_text().splitlines()]
+    assert event["event"] == "ledger.dlq_redrive"
+    assert (event["actor"], event["outcome"]) == ("alice", "redriven")
+    assert (event["dlq_ids"], event["transfer_ids"]) == ([letter["dlq_id"]], [transfer])
+    assert audit_file.stat().st_mode & 0o777 == 0o600
     assert after.stdout == ""
     assert len(everything.stdout.splitlines()) == 1
 

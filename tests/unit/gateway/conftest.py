@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from gateway.access import PrincipalSlots
 from gateway.auth import TokenVerifier
 from gateway.ws.channelspecs import PortfolioChannelSpec, QuotesChannelSpec
 from gateway.ws.session import ClientSession
@@ -21,7 +22,9 @@ def clock() -> ManualClock:
 def new_session(tmp_path, clock):
     """Build a ClientSession at ``clock.now``: ``new_session(max_subscriptions=3)``."""
 
-    def build(*, allow_anonymous: bool = True, **ws: object) -> ClientSession:
+    def build(
+        *, allow_anonymous: bool = True, slots: PrincipalSlots | None = None, **ws: object
+    ) -> ClientSession:
         settings = make_settings(tmp_path, ws=ws)
         return ClientSession(
             settings.ws,
@@ -33,6 +36,7 @@ def new_session(tmp_path, clock):
             allow_anonymous_quotes=allow_anonymous,
             decode_json=orjson.loads,
             now_ns=clock.now,
+            principal_slots=slots,
         )
 
     return build

@@ -172,7 +172,7 @@ def test_token_not_valid_yet_is_invalid():
 
 
 def test_issue_token_refuses_an_unknown_scope():
-    with pytest.raises(ValueError, match="known scopes: read, trade, admin"):
+    with pytest.raises(ValueError, match="known scopes: quotes:read, portfolio:read, orders:write"):
         issue_token(
             TEST_SECRET,
             subject="trader-1",
@@ -185,7 +185,9 @@ def test_issue_token_refuses_an_unknown_scope():
 
 
 def test_known_scopes_include_the_order_api_scopes():
-    assert {"read", "trade", "admin", "orders:write", "orders:read"} <= set(KNOWN_SCOPES)
+    assert {"quotes:read", "portfolio:read", "orders:write", "orders:read", "admin"} <= set(
+        KNOWN_SCOPES
+    )
 
 
 def test_verification_uses_the_given_time_not_the_wall_clock():
