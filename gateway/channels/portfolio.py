@@ -9,8 +9,9 @@ status moved. Risk reports arrive on their own cadence as updates carrying
 ``risk``. The wire form is ``portfoliowire``'s; when the engine revalues is
 ``pacing``'s.
 
-Only watched accounts are encoded; the seq of the others still advances, and
-their recovery history is dropped while nobody watches (``Topic``).
+Only watched accounts are encoded; the seq of the others still advances.
+Nothing is recorded for recovery: a recovering client gets the account's
+latest state as one update (``Topic``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class PortfolioChannel:
         encoder: PortfolioEncoder,
         *,
         epoch: str,
-        history: int,
         clock: Clock,
     ) -> None:
         self.engine = engine
@@ -56,7 +56,6 @@ class PortfolioChannel:
         self.topic = Topic(
             PORTFOLIO,
             epoch=epoch,
-            history=history,
             snapshot=self._snapshot_fields,
             encode=encode_body,
             initial_seq=self._start_watching,
