@@ -200,6 +200,10 @@ class Topic:
             st.subscribers.discard(subscriber)
             self._release_if_idle(st)
 
+    def key_count(self) -> int:
+        """Keys with a live state (on a channel with ``on_idle``: the watched ones)."""
+        return len(self._states)
+
     def subscriber_count(self) -> int:
         """Connections with at least one subscription on this channel."""
         return len(self._keys_of)
