@@ -115,7 +115,6 @@ async def _open_accounts(gateway: Gateway, truth: dict[AccountId, AccountRecord]
         engine,
         PortfolioEncoder(engine, master, settings.risk),
         epoch=gateway.epoch,
-        history=settings.fanout.recovery_history,
         clock=gateway.clock,
     )
     pacer = RevaluationPacer(
@@ -250,7 +249,7 @@ def build_gateway(
     logger.info("accepting tokens signed %s", ", ".join(sorted(verifier.algorithms)))
     book = PriceBook(master.ref_price, stale_after_ns=settings.feed.stale_after_ms * 1_000_000)
     epoch = secrets.token_hex(6)
-    quotes = QuotesChannel(master, book, epoch=epoch, history=settings.fanout.recovery_history)
+    quotes = QuotesChannel(master, book, epoch=epoch)
     hub = ConnectionHub(
         ws=settings.ws,
         fanout=settings.fanout,

@@ -178,7 +178,7 @@ class WebSocketSettings:
 
 @dataclass(frozen=True, slots=True)
 class FanoutSettings:
-    """Per-client outbound buffering, slow-consumer policy and recovery history.
+    """Per-client outbound buffering and the slow-consumer policy.
 
     The socket stops taking writes above ``write_buffer_high_bytes`` and
     resumes below ``write_buffer_low_bytes`` (the water-mark pair).
@@ -193,7 +193,6 @@ class FanoutSettings:
     write_buffer_low_bytes: int = 16_384
     socket_send_buffer_bytes: int = 262_144
     slow_consumer_grace_ms: int = 5_000
-    recovery_history: int = 32
     sweep_interval_ms: int = 250
 
     def __post_init__(self) -> None:
@@ -202,7 +201,6 @@ class FanoutSettings:
             "max_outbox_bytes",
             "write_buffer_high_bytes",
             "slow_consumer_grace_ms",
-            "recovery_history",
             "sweep_interval_ms",
         )
         send_buffer = self.socket_send_buffer_bytes

@@ -91,6 +91,10 @@ class _Recorder:
     connected: int = 0
     reconnects: int = 0
     connect_failures: int = 0
+    first_connects: int = 0
+    last_first_connect_s: float = 0.0
+    first_attempt_s: float | None = None
+    max_connect_s: float = 0.0
 
     def take(self, worker: int, index: int, t_end: float, cpu_s: float) -> Sample:
         sample = Sample(
@@ -109,6 +113,10 @@ class _Recorder:
             cpu_s=cpu_s,
             quotes_latency=self.quotes.encode(),
             portfolio_latency=self.portfolio.encode(),
+            first_connects=self.first_connects,
+            last_first_connect_s=self.last_first_connect_s,
+            first_attempt_s=self.first_attempt_s,
+            max_connect_s=self.max_connect_s,
         )
         self.quotes.reset()
         self.portfolio.reset()
@@ -116,6 +124,7 @@ class _Recorder:
         self.slow_closes.clear()
         self.connect_errors.clear()
         self.frames = self.payload_bytes = self.reconnects = self.connect_failures = 0
+        self.first_connects = 0
         return sample
 
 
@@ -131,6 +140,9 @@ class _Client:
         config, recorder = self._config, self._recorder
         attempt = 0
         connected_before = False
+        first_attempt = time.time() - config.t0
+        if recorder.first_attempt_s is None or first_attempt < recorder.first_attempt_s:
+            recorder.first_attempt_s = first_attempt
         while not stopping.is_set():
             try:
                 protocol = await connect(
@@ -149,6 +161,11 @@ class _Client:
                 continue
             if connected_before:
                 recorder.reconnects += 1
+            else:
+                now = time.time() - config.t0
+                recorder.first_connects += 1
+                recorder.last_first_connect_s = max(recorder.last_first_connect_s, now)
+                recorder.max_connect_s = max(recorder.max_connect_s, now - first_attempt)
             connected_before = True
             attempt = 0
             recorder.connected += 1

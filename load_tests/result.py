@@ -7,7 +7,11 @@ in ``slow_closes``. ``delivered`` counts update messages received by
 the clients; ``produced`` the updates the server published for the keys
 they watched (the advance of each key's seq), so ``produced - delivered`` is
 what conflation merged away and ``delivered <= produced`` always holds on a
-correct server.
+correct server. ``all_connected_s`` is the time from the first connection
+attempt to the last client's first completed handshake, and
+``max_connect_s`` the longest any client took from its first attempt to its
+first handshake (retries included); both None if some client never
+connected.
 """
 
 from __future__ import annotations
@@ -133,6 +137,8 @@ class RunResult:
     phases: list[Phase]
     timeline: list[TimelinePoint]
     spike_window: tuple[float, float] | None = None
+    all_connected_s: float | None = None
+    max_connect_s: float | None = None
     slo: list[SloCheck] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
 

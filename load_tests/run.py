@@ -418,6 +418,14 @@ def _result(
         reconnects=total.reconnects,
         connect_failures=total.connect_failures,
         connect_errors=dict(sorted(total.connect_errors.items())),
+        all_connected_s=(
+            round(total.last_first_connect_s - (total.first_attempt_s or 0.0), 3)
+            if total.first_connects >= config.clients
+            else None
+        ),
+        max_connect_s=(
+            round(total.max_connect_s, 3) if total.first_connects >= config.clients else None
+        ),
         generator={
             "workers": workers,
             "cpu_pct": cpu_pct,

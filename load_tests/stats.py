@@ -85,7 +85,12 @@ class Sample:
 
     ``connected`` is a level (clients connected at the end of the interval);
     everything else counts what happened during it. ``cpu_s`` is the
-    worker's CPU time over the interval.
+    worker's CPU time over the interval. ``first_connects`` counts clients
+    whose first handshake completed in the interval, the last of them at
+    ``last_first_connect_s`` (seconds from the start of the run); the
+    worker's first connection attempt was at ``first_attempt_s`` (None
+    before it), and its slowest client took ``max_connect_s`` from its first
+    attempt to its first handshake (retries included).
     """
 
     worker: int
@@ -103,6 +108,10 @@ class Sample:
     cpu_s: float = 0.0
     quotes_latency: bytes = b""
     portfolio_latency: bytes = b""
+    first_connects: int = 0
+    last_first_connect_s: float = 0.0
+    first_attempt_s: float | None = None
+    max_connect_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -119,6 +128,10 @@ class Totals:
     connect_failures: int = 0
     quotes_latency: Histogram = field(default_factory=Histogram)
     portfolio_latency: Histogram = field(default_factory=Histogram)
+    first_connects: int = 0
+    last_first_connect_s: float = 0.0
+    first_attempt_s: float | None = None
+    max_connect_s: float = 0.0
 
     def add(self, sample: Sample) -> None:
         """Add one sample."""
@@ -130,5 +143,12 @@ class Totals:
         self.connect_errors.update(sample.connect_errors)
         self.reconnects += sample.reconnects
         self.connect_failures += sample.connect_failures
+        self.first_connects += sample.first_connects
+        self.last_first_connect_s = max(self.last_first_connect_s, sample.last_first_connect_s)
+        self.max_connect_s = max(self.max_connect_s, sample.max_connect_s)
+        if sample.first_attempt_s is not None and (
+            self.first_attempt_s is None or sample.first_attempt_s < self.first_attempt_s
+        ):
+            self.first_attempt_s = sample.first_attempt_s
         self.quotes_latency.add_encoded(sample.quotes_latency)
         self.portfolio_latency.add_encoded(sample.portfolio_latency)

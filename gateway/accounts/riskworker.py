@@ -116,11 +116,13 @@ class RiskWorker:
                 if due <= now:  # after a stall: the next sample a full interval on
                     due = now + interval_s
                 intervals = 1.0 if last_sample is None else (now - last_sample) / interval_s
+                self._channel.bring_current()
                 self.model.sample(self._levels(), intervals=max(intervals, 1e-3))
                 last_sample = now
                 now_ns = self._clock.now_ns()
                 self._channel.publish(self._engine.revalue_options(now_ns), now_ns)
-                if running is None or running.done():
+                has_accounts = self._engine.book.size_n > 0
+                if has_accounts and (running is None or running.done()):
                     running = asyncio.create_task(self._run_all(now_ns))
         finally:
             if running is not None:
@@ -161,6 +163,7 @@ class RiskWorker:
     async def run_once(self, accounts: I64Array1D, now_ns: int) -> RiskReport:
         """Risk of ``accounts`` (sorted rows) now; only array copies happen on the loop."""
         async with self._lock:
+            self._channel.bring_current()
             state = capture(self._engine, accounts, now_ns)
             # The daily model is replaced at a roll, never changed: no copy.
             daily, intraday = self.model.daily, self.model.intraday.copy()

@@ -40,6 +40,7 @@ class Accounts:
 
     def apply_fills(self, fills: list[Fill], now_ns: int) -> PortfolioChange:
         """Apply fills, push the changed accounts, and mark them for the position cache."""
+        self.pacer.catch_up()
         change = self.engine.apply_fills(fills)
         self.channel.publish(change, now_ns)
         accounts = self.positions.accounts
@@ -48,6 +49,7 @@ class Accounts:
 
     def apply_cash(self, movements: list[CashMovement], now_ns: int) -> PortfolioChange:
         """Apply settled payments, push the changed accounts' totals, mark them for the cache."""
+        self.pacer.catch_up()
         change = self.engine.apply_cash(movements)
         self.channel.publish(change, now_ns)
         accounts = self.positions.accounts

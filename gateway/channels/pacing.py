@@ -8,6 +8,11 @@ and how to tune it are in docs/operations.md, "Revaluation and the event
 loop". Values are absolute, so revaluing the batches of the meantime
 together loses nothing: under a tick storm the portfolio refresh rate drops
 instead of the quote latency growing.
+
+While no account is watched (and when there are no accounts), ticks only
+mark instruments: the pacer revalues them when something reads the values
+(``catch_up``, through ``PortfolioChannel.bring_current``): a subscribe,
+the account endpoint, a fill or a payment, each risk sample.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class RevaluationPacer:
         self._pending = np.zeros(engine.terms.multiplier.shape[0], dtype=np.bool_)
         self._scheduled: asyncio.TimerHandle | None = None
         self._not_before = 0.0
+        self._is_behind = False  # marked while nobody watched, not yet revalued
+        channel.set_bring_current(self.catch_up)
         self.revaluation_seconds = metrics.histogram(
             "portfolio_revaluation_seconds",
             "Time of one revaluation on ticks (the batches since the last one).",
@@ -55,12 +62,23 @@ class RevaluationPacer:
         )
 
     def on_book_changed(self, changed_ix: I64Array1D, now_ns: int) -> None:
-        """Mark what the batch touched; it is revalued in a later loop step."""
+        """Mark what the batch touched; it is revalued in a later loop step, if watched."""
         self._pending[changed_ix] = True
+        if not self._channel.is_watched:
+            self._is_behind = True
+            return
         if self._scheduled is None:
             loop = asyncio.get_running_loop()
             delay = max(0.0, self._not_before - loop.time())
             self._scheduled = loop.call_later(delay, self.revalue_pending)
+
+    def catch_up(self) -> None:
+        """Revalue now what was marked while nobody watched; a no-op otherwise."""
+        if self._is_behind:
+            self._is_behind = False
+            if self._scheduled is not None:
+                self._scheduled.cancel()
+            self.revalue_pending()
 
     def revalue_pending(self) -> None:
         """Revalue every instrument marked since the last time and push the accounts."""

@@ -9,11 +9,17 @@ status moved. Risk reports arrive on their own cadence as updates carrying
 ``risk``. The wire form is ``portfoliowire``'s; when the engine revalues is
 ``pacing``'s.
 
-Only watched accounts are encoded; the seq of the others still advances, and
-their recovery history is dropped while nobody watches (``Topic``).
+Only watched accounts are encoded; the seq of the others still advances.
+While no account is watched, ticks are not revalued at all: whoever reads
+the engine's values first brings them current (``bring_current``, which
+the revaluation pacer provides).
+Nothing is recorded for recovery: a recovering client gets the account's
+latest state as one update (``Topic``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import orjson
@@ -42,7 +48,6 @@ class PortfolioChannel:
         encoder: PortfolioEncoder,
         *,
         epoch: str,
-        history: int,
         clock: Clock,
     ) -> None:
         self.engine = engine
@@ -51,22 +56,37 @@ class PortfolioChannel:
         n = engine.book.size_n
         self._seq = np.zeros(n, dtype=np.int64)
         self._is_watched = np.zeros(n, dtype=np.bool_)
+        self._watched = 0  # accounts with a live key state
+        self._bring_current: Callable[[], None] = _nothing
         self._epoch = epoch
         self.latest_risk: RiskReport | None = None
         self.topic = Topic(
             PORTFOLIO,
             epoch=epoch,
-            history=history,
             snapshot=self._snapshot_fields,
             encode=encode_body,
             initial_seq=self._start_watching,
             on_idle=self._stop_watching,
         )
 
+    @property
+    def is_watched(self) -> bool:
+        """Whether any account has a subscriber."""
+        return self._watched > 0
+
+    def set_bring_current(self, bring_current: Callable[[], None]) -> None:
+        """Use ``bring_current`` to revalue what is pending before values are read."""
+        self._bring_current = bring_current
+
+    def bring_current(self) -> None:
+        """Revalue what ticks marked while no account was watched, publishing the changes."""
+        self._bring_current()
+
     # --- Channel ------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber, command: Subscribe) -> None:
-        """See ``Channel.subscribe``."""
+        """See ``Channel.subscribe``; the snapshot or recovery shows current values."""
+        self._bring_current()
         self.topic.subscribe(subscriber, command)
 
     def unsubscribe(self, subscriber: Subscriber, command: Unsubscribe) -> None:
@@ -145,6 +165,7 @@ class PortfolioChannel:
         The totals' ``as_of`` is when the engine last revalued, not now:
         ticks of the last few milliseconds may still be pending.
         """
+        self._bring_current()
         return self.encoder.account_fields(a, as_of_ns=self.valued_at_ns, report=self.latest_risk)
 
     # --- watched accounts -----------------------------------------------------------
@@ -152,11 +173,13 @@ class PortfolioChannel:
     def _start_watching(self, key: str) -> int:
         a = self.engine.book.account_ix(key)
         self._is_watched[a] = True
+        self._watched += 1
         return int(self._seq[a])
 
     def _stop_watching(self, st: KeyState) -> None:
         a = self.engine.book.account_ix(st.key)
         self._is_watched[a] = False
+        self._watched -= 1
         self._seq[a] = st.seq
 
     def _grow(self) -> None:
@@ -176,3 +199,7 @@ def _group(keys: I64Array1D, items: I64Array1D) -> dict[int, list[int]]:
     for key, item in zip(keys.tolist(), items.tolist(), strict=True):
         groups.setdefault(key, []).append(item)
     return groups
+
+
+def _nothing() -> None:
+    pass

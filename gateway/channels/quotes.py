@@ -1,12 +1,17 @@
 """The ``quotes`` channel: top of book per instrument, pushed as absolute values.
 
-Every accepted tick batch (and every staleness flip) publishes one update per
-changed instrument. Each update is encoded once, whatever the number of
-subscribers, and each subscriber gets at most one frame per batch.
+Every accepted tick batch (and every staleness flip) advances the seq of
+each changed instrument and publishes one update per changed instrument that
+somebody watches. Each update is encoded once, whatever the number of
+subscribers, and each subscriber gets at most one frame per batch. An
+instrument nobody watches costs one vectorised seq increment: nothing is
+encoded or recorded for it, since a recovery sends the latest state
+(``Topic``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 
 from gateway.ws.channelspecs import QUOTES
@@ -25,20 +30,23 @@ class QuotesChannel:
 
     name = QUOTES
 
-    def __init__(
-        self, master: InstrumentMaster, book: PriceBook, *, epoch: str, history: int
-    ) -> None:
+    def __init__(self, master: InstrumentMaster, book: PriceBook, *, epoch: str) -> None:
         self._book = book
         self._ix_of = master.symbol_index
+        self._symbols = master.symbols
+        # Dense by instrument_ix: every instrument's seq, and whether a key
+        # state (with subscribers) exists for it.
+        m = len(master.symbols)
+        self._seq = np.zeros(m, dtype=np.int64)
+        self._is_watched = np.zeros(m, dtype=np.bool_)
         self.topic = Topic(
             QUOTES,
             epoch=epoch,
-            history=history,
             snapshot=self._snapshot_fields,
             encode=encode_body,
+            initial_seq=self._start_watching,
+            on_idle=self._stop_watching,
         )
-        # Dense by instrument_ix, so a batch looks its keys up by position.
-        self._states = [self.topic.state(symbol) for symbol in master.symbols]
         self._epoch = epoch
 
     def subscribe(self, subscriber: Subscriber, command: Subscribe) -> None:
@@ -54,28 +62,37 @@ class QuotesChannel:
         self.topic.remove(subscriber)
 
     def on_book_changed(self, changed_ix: I64Array1D, now_ns: int) -> None:
-        """Publish the changed instruments and flush each touched subscriber once."""
+        """Advance the changed instruments' seqs; publish the watched ones, flush once each.
+
+        ``changed_ix`` is sorted and unique (``PriceBook.apply``).
+        """
         if changed_ix.size == 0:
+            return
+        self._seq[changed_ix] += 1
+        live = changed_ix[self._is_watched[changed_ix]]
+        if live.size == 0:
             return
         book = self._book
         columns = zip(
-            changed_ix.tolist(),
-            book.bid[changed_ix].tolist(),
-            book.ask[changed_ix].tolist(),
-            book.last[changed_ix].tolist(),
-            book.size[changed_ix].tolist(),
-            book.ts_event[changed_ix].tolist(),
-            book.ts_recv[changed_ix].tolist(),
-            book.is_stale[changed_ix].tolist(),
+            live.tolist(),
+            book.bid[live].tolist(),
+            book.ask[live].tolist(),
+            book.last[live].tolist(),
+            book.size[live].tolist(),
+            book.ts_event[live].tolist(),
+            book.ts_recv[live].tolist(),
+            book.is_stale[live].tolist(),
             strict=True,
         )
-        states = self._states
+        symbols = self._symbols
+        live_state = self.topic.live_state
         epoch = self._epoch
         publish = self.topic.publish
         dumps = orjson.dumps
         touched: set[Subscriber] = set()
         for ix, bid, ask, last, size, ts_event, ts_recv, is_stale in columns:
-            st = states[ix]
+            st = live_state(symbols[ix])
+            assert st is not None  # watched instruments have a live state
             body = dumps(
                 {
                     "type": "update",
@@ -93,10 +110,19 @@ class QuotesChannel:
                 }
             )[:-1]
             publish(st, body)
-            if st.subscribers:
-                touched.update(st.subscribers)
+            touched.update(st.subscribers)
         for subscriber in touched:
             subscriber.flush()
+
+    def _start_watching(self, key: str) -> int:
+        ix = self._ix_of[key]
+        self._is_watched[ix] = True
+        return int(self._seq[ix])
+
+    def _stop_watching(self, st: KeyState) -> None:
+        ix = self._ix_of[st.key]
+        self._is_watched[ix] = False
+        assert self._seq[ix] == st.seq  # both advance with every change
 
     def _snapshot_fields(self, st: KeyState) -> Message:
         ix = self._ix_of[st.key]

@@ -1,9 +1,17 @@
-"""Fan-out: per-key sequence numbers, recovery history and subscribers.
+"""Fan-out: per-key sequence numbers, recovery and subscribers.
 
 Sequence numbers are per (channel, key): every update published for a key
 increments its seq by one, for all clients alike, so one encoded body serves
 every subscriber. ``seq`` restarts at 0 with each ``epoch`` (a new epoch per
 server start), so a client that sees the epoch change knows its seqs are void.
+
+Recovery depends on what an update carries. On a *state* channel (quotes,
+portfolio) every update carries absolute values, so the key's latest state,
+sent as one update with ``seq_from = last_seq + 1``, is a gap-free recovery
+from any earlier seq of the epoch: such a topic keeps no history, and the
+channel encodes nothing for a key nobody watches. A *lossless* channel
+(orders) keeps each key's last ``history`` updates and replays them, all
+or nothing.
 
 Subscribing is atomic: the snapshot (or the replay) is built and the client
 is registered in one synchronous step, so no update can fall between them.
@@ -59,7 +67,7 @@ class Channel(Protocol):
 
 
 class KeyState:
-    """Seq, recovery history and subscribers of one key."""
+    """Seq, recovery history (lossless channels only) and subscribers of one key."""
 
     __slots__ = ("history", "key", "outbox_key", "seq", "subscribers")
 
@@ -92,13 +100,19 @@ class Topic:
     type, which the topic adds); ``encode`` turns a message into a body (the
     shell's ``encoding.encode_body``).
 
+    ``history`` is None for a state channel: a recovery in the epoch gets,
+    for each key that moved since ``last_seq``, one ``update`` holding the
+    snapshot's fields, with ``seq`` the key's current seq and ``seq_from``
+    ``last_seq + 1``. A lossless channel passes the number of updates each
+    key keeps (``KeyState.history``, which it appends to as it publishes),
+    and a recovery replays them if every missed one is there.
+
     By default a key's state lives for ever. A channel with many keys, few of
     them watched (accounts), passes ``initial_seq`` and ``on_idle``: a key's
     state then exists only while it has subscribers, starts at the seq the
     channel kept for it, and is handed back to ``on_idle`` (with its seq) when
-    the last subscriber leaves. Its recovery history goes with it, so a later
-    resubscribe gets a snapshot: a replay is never offered over updates that
-    were not recorded.
+    the last subscriber leaves. Such a channel must be a state channel: the
+    updates of an unwatched key are never recorded.
     """
 
     def __init__(
@@ -106,9 +120,9 @@ class Topic:
         channel: str,
         *,
         epoch: str,
-        history: int,
         snapshot: Callable[[KeyState], Message],
         encode: Callable[[Message], bytes],
+        history: int | None = None,
         initial_seq: Callable[[str], int] | None = None,
         on_idle: Callable[[KeyState], None] | None = None,
     ) -> None:
@@ -119,6 +133,7 @@ class Topic:
         self._encode = encode
         self._initial_seq = initial_seq
         self._on_idle = on_idle
+        assert history is None or on_idle is None  # history needs keys that live for ever
         self._states: dict[str, KeyState] = {}
         self._keys_of: dict[Subscriber, set[str]] = {}
 
@@ -127,7 +142,7 @@ class Topic:
         st = self._states.get(key)
         if st is None:
             seq = self._initial_seq(key) if self._initial_seq is not None else 0
-            st = self._states[key] = KeyState(self.channel, key, self._history, seq)
+            st = self._states[key] = KeyState(self.channel, key, self._history or 0, seq)
         return st
 
     def live_state(self, key: str) -> KeyState | None:
@@ -136,12 +151,12 @@ class Topic:
 
     @staticmethod
     def publish(st: KeyState, body: Body) -> None:
-        """Record an update encoded with seq ``st.seq + 1`` and queue it for subscribers.
+        """Queue a state update encoded with seq ``st.seq + 1`` on the subscribers' state lane.
 
+        Nothing is recorded: a state channel recovers from the latest state.
         The caller flushes the subscribers once per batch, so each gets one frame.
         """
         seq = st.seq = st.seq + 1
-        st.history.append((seq, body))
         for subscriber in st.subscribers:
             subscriber.outbox.push_state(st.outbox_key, seq, body)
 
@@ -185,6 +200,10 @@ class Topic:
             st.subscribers.discard(subscriber)
             self._release_if_idle(st)
 
+    def key_count(self) -> int:
+        """Keys with a live state (on a channel with ``on_idle``: the watched ones)."""
+        return len(self._states)
+
     def subscriber_count(self) -> int:
         """Connections with at least one subscription on this channel."""
         return len(self._keys_of)
@@ -211,16 +230,37 @@ class Topic:
     def _replays(
         self, states: Sequence[KeyState], recovery: Recovery | None
     ) -> list[list[Body]] | None:
-        # All keys replay or none does: a partial replay is never sent.
+        # All keys recover or none does: a partial recovery is never sent.
         if recovery is None or recovery.epoch != self.epoch:
             return None
-        replays = []
+        replays: list[list[Body]] = []
+        if self._history is None:
+            for st in states:
+                last_seq = recovery.last_seq[st.key]
+                if last_seq > st.seq:
+                    return None
+                replays.append([] if last_seq == st.seq else [self._latest_body(st, last_seq)])
+            return replays
         for st in states:
             replay = st.replay_after(recovery.last_seq[st.key])
             if replay is None:
                 return None
             replays.append(replay)
         return replays
+
+    def _latest_body(self, st: KeyState, last_seq: int) -> bytes:
+        # The key's state as one update standing for every seq after last_seq.
+        message: Message = {
+            "type": "update",
+            "channel": self.channel,
+            "key": st.key,
+            "seq": st.seq,
+            "epoch": self.epoch,
+        }
+        if st.seq != last_seq + 1:
+            message["seq_from"] = last_seq + 1
+        message.update(self._snapshot(st))
+        return self._encode(message)
 
     def _snapshot_body(self, st: KeyState, is_recovery: bool) -> bytes:
         message: Message = {

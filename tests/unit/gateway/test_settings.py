@@ -41,7 +41,7 @@ def test_from_env_without_keys_builds_the_documented_defaults(tmp_path):
         ("TICKGATE_WS_MAX_INBOUND_BYTES", "4096", "ws", "max_inbound_bytes", 4096),
         ("TICKGATE_WS_INBOUND_RATE_PER_S", "2.5", "ws", "inbound_rate_per_s", 2.5),
         ("TICKGATE_WS_PER_MESSAGE_DEFLATE", "yes", "ws", "per_message_deflate", True),
-        ("TICKGATE_FANOUT_RECOVERY_HISTORY", "1_000", "fanout", "recovery_history", 1000),
+        ("TICKGATE_FANOUT_SWEEP_INTERVAL_MS", "1_000", "fanout", "sweep_interval_ms", 1000),
         ("TICKGATE_AUTH_ISSUER", "acme", "auth", "issuer", "acme"),
         ("TICKGATE_AUTH_ALLOW_ANONYMOUS_QUOTES", "off", "auth", "allow_anonymous_quotes", False),
         ("TICKGATE_SIMULATOR_SEED", "42", "simulator", "seed", 42),

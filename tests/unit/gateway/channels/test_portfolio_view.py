@@ -148,7 +148,6 @@ class Session:
             engine,
             PortfolioEncoder(engine, MASTER, RiskSettings()),
             epoch="e",
-            history=8,
             clock=self.clock,
         )
         self.pacer = RevaluationPacer(

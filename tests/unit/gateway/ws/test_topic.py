@@ -1,12 +1,18 @@
-"""Topic: subscribe, publish, recovery and unsubscribe; QuotesChannel over a real PriceBook."""
+"""Topic: subscribe, publish, recovery and unsubscribe; QuotesChannel over a real PriceBook.
+
+A state topic (no history) recovers with the latest state; a lossless one
+(with a history, as ``orders``) replays, all or nothing.
+"""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import orjson
 import pytest
 
+from gateway.channels import quotes as quotes_module
 from gateway.channels.quotes import QuotesChannel
 from gateway.refdata import load_master
 from gateway.ws.encoding import encode_body
@@ -35,7 +41,7 @@ class RecordingSubscriber:
         return [] if frame is None else json.loads(frame)
 
 
-def make_topic(history: int = 8) -> Topic:
+def make_topic(history: int | None = None) -> Topic:
     def snapshot(st: KeyState) -> dict[str, object]:
         return {"price": 100 + st.seq}
 
@@ -47,6 +53,17 @@ def publish(topic: Topic, key: str, times: int = 1) -> None:
         st = topic.state(key)
         body = encode_body({"type": "update", "key": key, "seq": st.seq + 1})
         topic.publish(st, body)
+
+
+def record(topic: Topic, key: str, times: int = 1) -> None:
+    """Publish on a lossless topic, as the orders channel does: recorded, control lane."""
+    for _ in range(times):
+        st = topic.state(key)
+        seq = st.seq = st.seq + 1
+        body = encode_body({"type": "update", "key": key, "seq": seq})
+        st.history.append((seq, body))
+        for subscriber in st.subscribers:
+            subscriber.outbox.push_control(body)
 
 
 def recover(*keys: str, epoch: str = EPOCH, **last_seq: int) -> Subscribe:
@@ -116,10 +133,96 @@ def test_publish_advances_the_seq_by_one_per_update():
     assert topic.state("MSFT").seq == 0
 
 
+def test_state_recovery_sends_the_latest_state_of_each_key_with_seq_from():
+    topic = make_topic()
+    publish(topic, "AAPL", times=5)
+    publish(topic, "MSFT", times=2)
+    subscriber = RecordingSubscriber()
+
+    topic.subscribe(subscriber, recover("AAPL", "MSFT", AAPL=2, MSFT=1))
+    messages = subscriber.take()
+
+    assert messages[0]["recovered"] is True
+    assert messages[1:] == [
+        {
+            "type": "update",
+            "channel": "quotes",
+            "key": "AAPL",
+            "seq": 5,
+            "epoch": EPOCH,
+            "seq_from": 3,
+            "price": 105,
+            "ts_sent": TS,
+        },
+        {
+            "type": "update",
+            "channel": "quotes",
+            "key": "MSFT",
+            "seq": 2,
+            "epoch": EPOCH,
+            "price": 102,
+            "ts_sent": TS,
+        },
+    ]
+
+
+def test_state_recovery_follows_on_without_a_gap():
+    topic = make_topic()
+    publish(topic, "AAPL", times=40)  # more than any history would hold
+    subscriber = RecordingSubscriber()
+    topic.subscribe(subscriber, recover("AAPL", AAPL=3))
+    publish(topic, "AAPL")
+
+    recovered, following = subscriber.take()[1:]
+
+    assert (recovered["seq_from"], recovered["seq"]) == (4, 40)
+    assert ("seq_from" not in following, following["seq"]) == (True, 41)
+
+
+def test_state_recovery_skips_keys_already_at_the_current_seq():
+    topic = make_topic()
+    publish(topic, "AAPL", times=3)
+    publish(topic, "MSFT", times=2)
+    subscriber = RecordingSubscriber()
+
+    topic.subscribe(subscriber, recover("AAPL", "MSFT", AAPL=3, MSFT=1))
+
+    assert kinds(subscriber.take()) == [("subscribed", None, None), ("update", "MSFT", 2)]
+
+
+def test_state_recovery_ahead_of_the_current_seq_gives_snapshots_for_all_keys():
+    topic = make_topic()
+    publish(topic, "AAPL", times=2)
+    publish(topic, "MSFT", times=2)
+    subscriber = RecordingSubscriber()
+
+    topic.subscribe(subscriber, recover("AAPL", "MSFT", AAPL=1, MSFT=5))
+
+    assert_snapshots_not_recovered(subscriber.take(), ["AAPL", "MSFT"])
+
+
+def test_state_recovery_from_another_epoch_gives_snapshots_for_all_keys():
+    topic = make_topic()
+    publish(topic, "AAPL", times=2)
+    subscriber = RecordingSubscriber()
+
+    topic.subscribe(subscriber, recover("AAPL", epoch="epoch-0", AAPL=1))
+
+    assert_snapshots_not_recovered(subscriber.take(), ["AAPL"])
+
+
+def test_state_publish_records_no_history():
+    topic = make_topic()
+
+    publish(topic, "AAPL", times=3)
+
+    assert not topic.state("AAPL").history
+
+
 def test_recovery_within_history_replays_exactly_the_missed_updates():
     topic = make_topic(history=8)
-    publish(topic, "AAPL", times=5)
-    publish(topic, "MSFT", times=1)
+    record(topic, "AAPL", times=5)
+    record(topic, "MSFT", times=1)
     subscriber = RecordingSubscriber()
 
     topic.subscribe(subscriber, recover("AAPL", "MSFT", AAPL=2, MSFT=1))
@@ -134,8 +237,8 @@ def test_recovery_within_history_replays_exactly_the_missed_updates():
 
 
 def test_recovery_at_the_current_seq_replays_nothing():
-    topic = make_topic()
-    publish(topic, "AAPL", times=3)
+    topic = make_topic(history=8)
+    record(topic, "AAPL", times=3)
     subscriber = RecordingSubscriber()
 
     topic.subscribe(subscriber, recover("AAPL", AAPL=3))
@@ -153,8 +256,8 @@ def assert_snapshots_not_recovered(messages: list[dict[str, object]], keys: list
 
 def test_recovery_older_than_the_history_gives_snapshots_for_all_keys():
     topic = make_topic(history=3)
-    publish(topic, "AAPL", times=6)
-    publish(topic, "MSFT", times=2)
+    record(topic, "AAPL", times=6)
+    record(topic, "MSFT", times=2)
     subscriber = RecordingSubscriber()
 
     topic.subscribe(subscriber, recover("MSFT", "AAPL", MSFT=1, AAPL=2))
@@ -163,9 +266,9 @@ def test_recovery_older_than_the_history_gives_snapshots_for_all_keys():
 
 
 def test_recovery_ahead_of_the_current_seq_gives_snapshots_for_all_keys():
-    topic = make_topic()
-    publish(topic, "AAPL", times=2)
-    publish(topic, "MSFT", times=2)
+    topic = make_topic(history=8)
+    record(topic, "AAPL", times=2)
+    record(topic, "MSFT", times=2)
     subscriber = RecordingSubscriber()
 
     topic.subscribe(subscriber, recover("AAPL", "MSFT", AAPL=1, MSFT=5))
@@ -174,8 +277,8 @@ def test_recovery_ahead_of_the_current_seq_gives_snapshots_for_all_keys():
 
 
 def test_recovery_from_another_epoch_gives_snapshots_for_all_keys():
-    topic = make_topic()
-    publish(topic, "AAPL", times=2)
+    topic = make_topic(history=8)
+    record(topic, "AAPL", times=2)
     subscriber = RecordingSubscriber()
 
     topic.subscribe(subscriber, recover("AAPL", epoch="epoch-0", AAPL=1))
@@ -250,7 +353,7 @@ def test_resubscribe_drops_a_stale_pending_update_older_than_the_new_snapshot():
 def quotes():
     master = load_master()
     book = PriceBook(master.ref_price, stale_after_ns=10 * NS)
-    channel = QuotesChannel(master, book, epoch=EPOCH, history=8)
+    channel = QuotesChannel(master, book, epoch=EPOCH)
     return master, book, channel
 
 
@@ -310,3 +413,83 @@ def test_book_change_with_no_instruments_flushes_nobody(quotes):
     channel.on_book_changed(np.empty(0, dtype=np.int64), TS)
 
     assert subscriber.flushes == 1
+
+
+class CountingOrjson:
+    """The quotes module's ``orjson``, counting encodes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def dumps(self, value: object) -> bytes:
+        self.calls += 1
+        return orjson.dumps(value)
+
+
+def test_book_change_encodes_only_watched_instruments(quotes, monkeypatch):
+    master, book, channel = quotes
+    counting = CountingOrjson()
+    monkeypatch.setattr(quotes_module, "orjson", counting)
+    subscriber = RecordingSubscriber()
+    channel.subscribe(subscriber, Subscribe("quotes", ("AAPL",), None, None))
+    subscriber.take()
+    every = list(range(len(master.symbols)))
+    changed = book.apply(make_batch(every, last=[1.0] * len(every), size=[1] * len(every)))
+
+    channel.on_book_changed(changed.changed_ix, TS)
+
+    assert counting.calls == 1
+    assert kinds(subscriber.take()) == [("update", "AAPL", 1)]
+
+
+def test_book_change_of_unwatched_instruments_encodes_and_keeps_nothing(quotes, monkeypatch):
+    master, book, channel = quotes
+    counting = CountingOrjson()
+    monkeypatch.setattr(quotes_module, "orjson", counting)
+    ix = [master.symbol_index[s] for s in ("AAPL", "MSFT")]
+
+    for price in (1.0, 2.0, 3.0):
+        changed = book.apply(make_batch(ix, last=[price, price], size=[1, 1])).changed_ix
+        channel.on_book_changed(changed, TS)
+
+    assert counting.calls == 0
+    assert channel.topic.live_state("AAPL") is None
+
+
+def test_seq_of_an_unwatched_instrument_advances_for_a_later_snapshot(quotes):
+    master, book, channel = quotes
+    aapl = master.symbol_index["AAPL"]
+    for price in (1.0, 2.0, 3.0):
+        channel.on_book_changed(
+            book.apply(make_batch([aapl], last=[price], size=[1])).changed_ix, TS
+        )
+    subscriber = RecordingSubscriber()
+
+    channel.subscribe(subscriber, Subscribe("quotes", ("AAPL",), None, None))
+
+    snapshot = subscriber.take()[1]
+    assert (snapshot["seq"], snapshot["last"]) == (3, 3.0)
+
+
+def test_quotes_recovery_after_the_last_subscriber_left_sends_the_latest_quote(quotes):
+    master, book, channel = quotes
+    aapl = master.symbol_index["AAPL"]
+    first = RecordingSubscriber()
+    channel.subscribe(first, Subscribe("quotes", ("AAPL",), None, None))
+    channel.on_book_changed(book.apply(make_batch([aapl], last=[1.0], size=[1])).changed_ix, TS)
+    last_seq = int(str(first.take()[-1]["seq"]))
+    channel.remove(first)  # the connection dropped; nobody watches AAPL
+    for price in (2.0, 3.0, 4.0):
+        channel.on_book_changed(
+            book.apply(make_batch([aapl], last=[price], size=[1])).changed_ix, TS
+        )
+    second = RecordingSubscriber()
+
+    channel.subscribe(
+        second, Subscribe("quotes", ("AAPL",), 7, Recovery(EPOCH, {"AAPL": last_seq}))
+    )
+    ack, update = second.take()
+
+    assert ack["recovered"] is True
+    assert (update["type"], update["seq_from"], update["seq"]) == ("update", last_seq + 1, 4)
+    assert (update["last"], update["stale"]) == (4.0, False)
