@@ -37,6 +37,7 @@ class QuotesChannelSpec:
 
     name = QUOTES
     is_public = True
+    conflates = True
 
     def __init__(self, symbols: Collection[str], *, is_open: bool = True) -> None:
         self._symbols = symbols
@@ -82,6 +83,7 @@ class PortfolioChannelSpec:
 
     name = PORTFOLIO
     is_public = False
+    conflates = True
 
     def __init__(self, accounts: Collection[str]) -> None:
         self._accounts = accounts
@@ -126,6 +128,7 @@ class OrdersChannelSpec(PortfolioChannelSpec):
     """``orders``: keys are account ids, read with ``orders:read`` (or ``read``)."""
 
     name = ORDERS
+    conflates = False  # lossless: every event is delivered
 
     def refused(self, keys: Sequence[str], principal: Principal | None) -> list[str]:
         """The accounts the token does not grant (with the ``orders:read`` scope)."""

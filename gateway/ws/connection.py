@@ -97,6 +97,8 @@ class WebSocketConnection(PluggedProtocol):
         self._fragments: list[bytes] = []
         self._fragment_is_binary = False
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._rate_timer: asyncio.TimerHandle | None = None  # a max_rate_ms entry falls due
+        self._rate_due_ns = 0
         self._last_sent_ns = 0
         self._ping_payload: bytes | None = None
         self._ping_sent_ns = 0
@@ -167,6 +169,9 @@ class WebSocketConnection(PluggedProtocol):
             self._session.end()
         if self._abort_timer is not None:
             self._abort_timer.cancel()
+        if self._rate_timer is not None:
+            self._rate_timer.cancel()
+            self._rate_timer = None
         if self.state is ConnectionState.OPEN:  # close() unregisters a closing one
             self._open_hub.unregister(self)
             self._count_unsent_conflations()
@@ -228,10 +233,24 @@ class WebSocketConnection(PluggedProtocol):
             return
         now_ns = self._open_hub.clock.now_ns()
         if not self._is_paused:
-            frame = self.outbox.take_frame(now_ns)
+            outbox = self.outbox
+            frame = outbox.take_frame(now_ns)
             if frame is not None:
                 self._send_frame(frame, now_ns)
+            due_ns = outbox.next_due_ns
+            if due_ns is not None and (self._rate_timer is None or due_ns < self._rate_due_ns):
+                if self._rate_timer is not None:
+                    self._rate_timer.cancel()
+                self._rate_due_ns = due_ns
+                self._rate_timer = self._loop.call_later(
+                    (due_ns - now_ns) / _NS_PER_S, self._on_rate_due
+                )
         self._bound.observe(self.outbox.queued_bytes, transport.get_write_buffer_size(), now_ns)
+
+    def _on_rate_due(self) -> None:
+        # An update held back by its subscription's max_rate_ms may go now.
+        self._rate_timer = None
+        self.flush()
 
     def on_sweep(self, now_ns: int) -> None:
         """Check deadlines, keepalive, heartbeat and the slow-consumer rule."""

@@ -15,6 +15,11 @@ Two lanes:
   When an update replaces one that was never sent, the entry keeps the first
   seq it covers and the message goes out with ``seq_from``, so the client can
   tell conflation (``seq_from == last + 1``) from loss (a gap).
+
+A subscription may ask for at most one update per key every ``max_rate_ms``
+(``set_min_gap``): a frame then leaves that key's entry queued (still
+conflating) until the gap since its last send has passed, and
+``next_due_ns`` tells the shell when to flush again.
 """
 
 from __future__ import annotations
@@ -59,10 +64,13 @@ class Outbox:
     __slots__ = (
         "_control",
         "_deltas",
+        "_due",
         "_first",
         "_merged",
+        "_min_gap",
         "_state",
         "conflated",
+        "next_due_ns",
         "queued_bytes",
     )
 
@@ -72,8 +80,12 @@ class Outbox:
         self._first: dict[Hashable, int] = {}
         self._merged: set[Hashable] = set()
         self._deltas = 0  # state entries that are Deltas, not bytes
+        self._min_gap: dict[Hashable, int] = {}  # key -> ns between two sends (max_rate_ms)
+        self._due: dict[Hashable, int] = {}  # key -> when it may be sent again
         self.queued_bytes = 0
         self.conflated = 0
+        # When a held (rate-limited) entry falls due, if one is held.
+        self.next_due_ns: int | None = None
 
     def __bool__(self) -> bool:
         return bool(self._control) or bool(self._state)
@@ -105,9 +117,21 @@ class Outbox:
         self.queued_bytes += len(_encoded(body)) - len(_encoded(old))
         self.conflated += 1
 
+    def set_min_gap(self, key: Hashable, gap_ns: int) -> None:
+        """Send ``key``'s updates at most once per ``gap_ns`` (0: as they come)."""
+        if gap_ns > 0:
+            self._min_gap[key] = gap_ns
+        else:
+            self._min_gap.pop(key, None)
+            self._due.pop(key, None)
+
     def drop_state(self, keys: Iterable[Hashable]) -> None:
-        """Forget unsent updates for ``keys`` (after a resubscribe or an unsubscribe)."""
+        """Forget unsent updates and the rate of ``keys`` (after a resubscribe or unsubscribe)."""
+        min_gap, due = self._min_gap, self._due
         for key in keys:
+            if min_gap:
+                min_gap.pop(key, None)
+                due.pop(key, None)
             body = self._state.pop(key, None)
             if body is not None:
                 if not isinstance(body, bytes):
@@ -118,6 +142,12 @@ class Outbox:
 
     def take_frame(self, ts_sent_ns: int) -> bytes | None:
         """Return every queued message as one JSON-array frame and empty the outbox."""
+        if self._min_gap and self._state:
+            return self._take_due_frame(ts_sent_ns)
+        self.next_due_ns = None
+        return self._take_all(ts_sent_ns)
+
+    def _take_all(self, ts_sent_ns: int) -> bytes | None:
         if not self:
             return None
         parts = self._control
@@ -139,6 +169,30 @@ class Outbox:
         self.queued_bytes = 0
         tail = b',"ts_sent":%d}' % ts_sent_ns
         return _FRAME_OPEN + (tail + b",").join(parts) + tail + _FRAME_CLOSE
+
+    def _take_due_frame(self, now_ns: int) -> bytes | None:
+        # Rate-limited entries not yet due stay queued; the rest go now.
+        min_gap, due, state = self._min_gap, self._due, self._state
+        held = [k for k in state if k in min_gap and due.get(k, 0) > now_ns]
+        for key, gap in min_gap.items():
+            if key in state and due.get(key, 0) <= now_ns:
+                due[key] = now_ns + gap  # sent in this frame
+        if not held:
+            self.next_due_ns = None
+            return self._take_all(now_ns)
+        first, merged = self._first, self._merged
+        kept_state = {k: state.pop(k) for k in held}
+        kept_first = {k: first.pop(k) for k in held}
+        kept_merged = {k for k in held if k in merged}
+        merged.difference_update(kept_merged)
+        kept_deltas = sum(1 for body in kept_state.values() if not isinstance(body, bytes))
+        self._deltas -= kept_deltas
+        frame = self._take_all(now_ns)
+        self._state, self._first, self._merged = kept_state, kept_first, kept_merged
+        self._deltas = kept_deltas
+        self.queued_bytes = sum(len(_encoded(body)) for body in kept_state.values())
+        self.next_due_ns = min(due[k] for k in held)
+        return frame
 
 
 class OutboundBound:

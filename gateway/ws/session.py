@@ -32,6 +32,7 @@ __all__ = [
     "Command",
     "Message",
     "Recovery",
+    "MAX_RATE_MS_LIMIT",
     "RequestId",
     "SessionOutput",
     "Subscribe",
@@ -48,6 +49,7 @@ _MAX_ECHO_CHARS: Final = 64
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _OPS: Final = ("auth", "subscribe", "unsubscribe", "ping")
+MAX_RATE_MS_LIMIT: Final = 60_000  # the largest max_rate_ms a subscribe may ask for
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class Subscribe:
     keys: tuple[str, ...]
     request_id: RequestId | None
     recovery: Recovery | None = None
+    max_rate_ms: int = 0  # at most one update per key this often (0: every update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,11 @@ class ChannelSpec(Protocol):
     @property
     def is_public(self) -> bool:
         """Whether anonymous clients may subscribe when that is allowed."""
+        ...
+
+    @property
+    def conflates(self) -> bool:
+        """Whether updates carry absolute state and may be conflated (``max_rate_ms``)."""
         ...
 
     def parse_keys(self, message: Mapping[str, object]) -> tuple[str, ...]:
@@ -314,6 +322,7 @@ class ClientSession:
         keys = spec.parse_keys(message)
         spec.check_keys(keys, self.principal)
         recovery = _parse_recovery(message, keys)
+        max_rate_ms = _parse_max_rate(message, spec)
         current = self.subscriptions.get(spec.name, set())
         added = len(set(keys) - current)
         limit = self._settings.max_subscriptions
@@ -325,7 +334,7 @@ class ClientSession:
                 extra={"limit": limit},
             )
         self.subscriptions.setdefault(spec.name, set()).update(keys)
-        command = Subscribe(spec.name, keys, request_id, recovery)
+        command = Subscribe(spec.name, keys, request_id, recovery, max_rate_ms)
         return SessionOutput(commands=[command])
 
     def _unsubscribe(
@@ -443,6 +452,23 @@ def _parse_recovery(message: Mapping[str, object], keys: Sequence[str]) -> Recov
             raise ProtocolError("bad_request", f"last_seq needs a non-negative integer for {key}")
         parsed[key] = seq
     return Recovery(epoch, parsed)
+
+
+def _parse_max_rate(message: Mapping[str, object], spec: ChannelSpec) -> int:
+    max_rate_ms = message.get("max_rate_ms", 0)
+    if (
+        isinstance(max_rate_ms, bool)
+        or not isinstance(max_rate_ms, int)
+        or not 0 <= max_rate_ms <= MAX_RATE_MS_LIMIT
+    ):
+        raise ProtocolError(
+            "bad_request", f"max_rate_ms must be an integer from 0 to {MAX_RATE_MS_LIMIT}"
+        )
+    if max_rate_ms and not spec.conflates:
+        raise ProtocolError(
+            "bad_request", f"channel {spec.name} is lossless: it takes no max_rate_ms"
+        )
+    return max_rate_ms
 
 
 def with_request_id(message: Message, request_id: RequestId | None) -> Message:

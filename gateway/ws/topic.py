@@ -175,6 +175,10 @@ class Topic:
         outbox = subscriber.outbox
         outbox.push_control(self._encode(with_request_id(ack, command.request_id)))
         outbox.drop_state(st.outbox_key for st in states)
+        if command.max_rate_ms:
+            gap_ns = command.max_rate_ms * 1_000_000
+            for st in states:
+                outbox.set_min_gap(st.outbox_key, gap_ns)
         for i, st in enumerate(states):
             if replays is not None:
                 for body in replays[i]:

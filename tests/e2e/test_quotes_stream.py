@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -183,3 +185,41 @@ async def test_frames_are_whole_with_and_without_per_message_deflate(tmp_path, d
     assert extensions == (["PerMessageDeflate"] if deflate else [])
     for symbol in symbols:
         assert_gap_free(updates_for(c.received, symbol))
+
+
+async def test_max_rate_ms_spaces_a_keys_updates_and_delivers_its_latest_state(tmp_path):
+    source = ScriptedSource()
+    gap_ms = 200
+    async with (
+        running_gateway(make_settings(tmp_path), source=source) as gw,
+        client(gw.ws_url) as c,
+    ):
+        index = gw.gateway.master.symbol_index
+        a, b = index["AAPL"], index["MSFT"]
+        await c.request(
+            {
+                "op": "subscribe",
+                "channel": "quotes",
+                "symbols": ["AAPL"],
+                "id": 1,
+                "max_rate_ms": gap_ms,
+            }
+        )
+        await c.request({"op": "subscribe", "channel": "quotes", "symbols": ["MSFT"], "id": 2})
+        prices = [10.0 + k for k in range(10)]
+        for price in prices:  # in much less than gap_ms on any machine that runs the tests
+            source.push(make_batch([a, b], bid=[price, price], ask=[price + 1, price + 1]))
+            await poll_until(source.is_drained, what="the batch applied")
+        await c.until(lambda m: m.get("key") == "AAPL" and m.get("bid") == prices[-1])
+        await c.until(lambda m: m.get("key") == "MSFT" and m.get("bid") == prices[-1])
+
+    limited = updates_for(c.received, "AAPL")
+    assert_gap_free(limited)  # conflated, with seq_from, never a gap
+    assert len(limited) < len(prices)
+    sent = [m["ts_sent"] for m in limited[1:]]  # the updates after the snapshot
+    assert all(later - earlier >= gap_ms * 1_000_000 for earlier, later in itertools.pairwise(sent))
+    # The other subscription on the same connection gets every update (a
+    # staleness flip, when the scripted feed pauses, is one more).
+    other = updates_for(c.received, "MSFT")[1:]
+    assert all("seq_from" not in m for m in other)
+    assert [m["bid"] for m in other if not m["stale"]] == prices

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.access import PrincipalSlots
 from gateway.auth import TokenVerifier
-from gateway.ws.channelspecs import PortfolioChannelSpec, QuotesChannelSpec
+from gateway.ws.channelspecs import OrdersChannelSpec, PortfolioChannelSpec, QuotesChannelSpec
 from gateway.ws.session import ClientSession
 from tests.builders import NS, TEST_SECRET, ManualClock, make_settings
 from tests.unit.gateway.ws.sessiondriver import ACCOUNTS, SYMBOLS, T0_S
@@ -31,6 +31,7 @@ def new_session(tmp_path, clock):
             channels={
                 "quotes": QuotesChannelSpec(SYMBOLS),
                 "portfolio": PortfolioChannelSpec(ACCOUNTS),
+                "orders": OrdersChannelSpec(ACCOUNTS),
             },
             verifier=TokenVerifier(TEST_SECRET, issuer="tickgate", leeway_s=0),
             allow_anonymous_quotes=allow_anonymous,

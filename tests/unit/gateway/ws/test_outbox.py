@@ -260,3 +260,60 @@ def test_bound_that_was_never_observed_is_not_expired():
     bound = OutboundBound(max_bytes=100, grace_ns=GRACE)
 
     assert not bound.is_expired(10 * GRACE)
+
+
+# --- max_rate_ms: a minimum gap between two sends of one key ---------------------
+
+GAP_NS = 250_000_000
+OTHER = ("quotes", "MSFT")
+
+
+def test_a_rate_limited_key_goes_at_once_then_waits_for_its_gap():
+    outbox = Outbox()
+    outbox.set_min_gap(KEY, GAP_NS)
+    outbox.push_state(KEY, 1, update("AAPL", 1))
+    assert [m["seq"] for m in frame_of(outbox, TS)] == [1]
+    assert outbox.next_due_ns is None  # nothing held
+
+    outbox.push_state(KEY, 2, update("AAPL", 2))
+    outbox.push_state(KEY, 3, update("AAPL", 3))
+    assert outbox.take_frame(TS + GAP_NS - 1) is None
+    assert outbox.next_due_ns == TS + GAP_NS
+    assert outbox.queued_bytes == len(update("AAPL", 3))
+
+    [message] = frame_of(outbox, TS + GAP_NS)
+    assert (message["seq"], message["seq_from"]) == (3, 2)  # conflated, no gap
+    assert outbox.next_due_ns is None
+    assert not outbox
+
+
+def test_a_held_key_does_not_hold_back_other_keys_or_control_messages():
+    outbox = Outbox()
+    outbox.set_min_gap(KEY, GAP_NS)
+    outbox.push_state(KEY, 1, update("AAPL", 1))
+    frame_of(outbox, TS)
+    outbox.push_state(KEY, 2, update("AAPL", 2))
+    outbox.push_state(OTHER, 7, update("MSFT", 7))
+    outbox.push_control(encode_body({"type": "pong"}))
+
+    sent = frame_of(outbox, TS + 1)
+    assert [(m["type"], m.get("key")) for m in sent] == [("pong", None), ("update", "MSFT")]
+    assert outbox.next_due_ns == TS + GAP_NS
+    assert [m["seq"] for m in frame_of(outbox, TS + GAP_NS)] == [2]
+
+
+def test_a_gap_of_zero_or_a_dropped_key_sends_as_updates_come():
+    outbox = Outbox()
+    outbox.set_min_gap(KEY, GAP_NS)
+    outbox.push_state(KEY, 1, update("AAPL", 1))
+    frame_of(outbox, TS)
+    outbox.set_min_gap(KEY, 0)
+    outbox.push_state(KEY, 2, update("AAPL", 2))
+    assert [m["seq"] for m in frame_of(outbox, TS + 1)] == [2]
+
+    outbox.set_min_gap(KEY, GAP_NS)
+    outbox.push_state(KEY, 3, update("AAPL", 3))
+    frame_of(outbox, TS + 2)
+    outbox.drop_state([KEY])  # an unsubscribe forgets the rate too
+    outbox.push_state(KEY, 4, update("AAPL", 4))
+    assert [m["seq"] for m in frame_of(outbox, TS + 3)] == [4]

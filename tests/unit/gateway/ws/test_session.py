@@ -8,7 +8,8 @@ import pytest
 
 from gateway.ws.encoding import encode_body
 from gateway.ws.session import Recovery, Subscribe, Unsubscribe
-from tests.unit.gateway.ws.sessiondriver import assert_error, send, subscribe
+from tests.builders import make_token
+from tests.unit.gateway.ws.sessiondriver import T0_S, assert_error, send, subscribe
 
 # --- ping, subscribe, unsubscribe ------------------------------------------------
 
@@ -259,3 +260,37 @@ def test_every_reply_to_hostile_input_can_be_encoded_for_the_wire(new_session, c
 
     for reply in output.messages:
         assert isinstance(json.loads(encode_body(reply) + b"}"), dict)
+
+
+# --- max_rate_ms -------------------------------------------------------------------
+
+
+def test_subscribe_with_max_rate_ms_carries_it_in_the_command(new_session, clock):
+    session = new_session()
+
+    output = send(session, subscribe(["AAPL"], max_rate_ms=250), clock.now)
+
+    assert output.commands == [Subscribe("quotes", ("AAPL",), None, None, 250)]
+
+
+@pytest.mark.parametrize("bad", [-1, 60_001, 2.5, "250", True, None, [250]])
+def test_a_max_rate_ms_that_is_not_an_integer_in_range_gives_bad_request(new_session, clock, bad):
+    session = new_session()
+
+    output = send(session, subscribe(["AAPL"], max_rate_ms=bad), clock.now)
+
+    reply = assert_error(output, "bad_request")
+    assert "max_rate_ms" in str(reply["message"])
+    assert session.subscriptions == {}
+
+
+def test_max_rate_ms_on_the_lossless_orders_channel_gives_bad_request(new_session, clock):
+    session = new_session()
+    token = make_token(scopes=["orders:read"], now_s=T0_S)
+    send(session, {"op": "auth", "token": token}, clock.now)
+    message = {"op": "subscribe", "channel": "orders", "account": "ACC-1", "max_rate_ms": 100}
+
+    output = send(session, message, clock.now)
+
+    reply = assert_error(output, "bad_request")
+    assert "lossless" in str(reply["message"])
