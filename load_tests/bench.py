@@ -140,7 +140,18 @@ def _server(
             "TICKGATE_PORTFOLIO_DEMO_ACCOUNTS": "0",
             "TICKGATE_LOG_LEVEL": "WARNING",
         }
-        command = [sys.executable, "-m", "gateway", "run", "--port", str(port)]
+        # Its own order-API port too: the default (8001) may be taken on a
+        # shared host, and the gateway stops when it cannot bind it.
+        command = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--port",
+            str(port),
+            "--api-port",
+            str(_free_port()),
+        ]
     else:
         command = [
             sys.executable,

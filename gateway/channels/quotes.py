@@ -3,7 +3,9 @@
 Every accepted tick batch (and every staleness flip) advances the seq of
 each changed instrument and publishes one update per changed instrument that
 somebody watches. Each update is encoded once, whatever the number of
-subscribers, and each subscriber gets at most one frame per batch. An
+subscribers, and each subscriber gets at most one frame per batch; the
+frames are written a bounded number of connections per loop step
+(``Flusher``), so handshakes and replies are not held behind the fan-out. An
 instrument nobody watches costs one vectorised seq increment: nothing is
 encoded or recorded for it, since a recovery sends the latest state
 (``Topic``).
@@ -16,6 +18,7 @@ import orjson
 
 from gateway.ws.channelspecs import QUOTES
 from gateway.ws.encoding import encode_body
+from gateway.ws.flusher import FLUSH_CHUNK, Flusher
 from gateway.ws.session import Message, Subscribe, Unsubscribe
 from gateway.ws.topic import KeyState, Subscriber, Topic
 from pricing.instruments import InstrumentMaster
@@ -30,8 +33,16 @@ class QuotesChannel:
 
     name = QUOTES
 
-    def __init__(self, master: InstrumentMaster, book: PriceBook, *, epoch: str) -> None:
+    def __init__(
+        self,
+        master: InstrumentMaster,
+        book: PriceBook,
+        *,
+        epoch: str,
+        flush_chunk: int = FLUSH_CHUNK,
+    ) -> None:
         self._book = book
+        self._flusher = Flusher(flush_chunk)
         self._ix_of = master.symbol_index
         self._symbols = master.symbols
         # Dense by instrument_ix: every instrument's seq, and whether a key
@@ -64,7 +75,8 @@ class QuotesChannel:
     def on_book_changed(self, changed_ix: I64Array1D, now_ns: int) -> None:
         """Advance the changed instruments' seqs; publish the watched ones, flush once each.
 
-        ``changed_ix`` is sorted and unique (``PriceBook.apply``).
+        ``changed_ix`` is sorted and unique (``PriceBook.apply``). Touched
+        subscribers are flushed a chunk per loop step (``Flusher``).
         """
         if changed_ix.size == 0:
             return
@@ -111,8 +123,7 @@ class QuotesChannel:
             )[:-1]
             publish(st, body)
             touched.update(st.subscribers)
-        for subscriber in touched:
-            subscriber.flush()
+        self._flusher.flush(touched)
 
     def _start_watching(self, key: str) -> int:
         ix = self._ix_of[key]
