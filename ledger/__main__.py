@@ -6,6 +6,10 @@ store is PostgreSQL (``--store postgresql://...``) or SQLite (a path);
 commands come from Kafka (``--kafka``) or the store's inbox; events go to
 Kafka when given. ``--static-quotes`` prices every instrument at its
 reference price plus or minus one tick (no market-data feed).
+
+``--role`` splits the service for fault tests: ``consumer`` runs everything
+but the outbox relay, ``relay`` runs only the relay (to Kafka), so each can
+be killed on its own; ``all`` (the default) runs both.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +28,7 @@ from ledger.bank import BankSettings, SimulatedBank
 from ledger.inbox import InboxSource
 from ledger.kafka import KafkaCommandSource, KafkaEventSink, LedgerKafkaSettings
 from ledger.postgres import PostgresLedgerStore
-from ledger.relay import EventSink
+from ledger.relay import EventSink, OutboxRelay
 from ledger.service import CommandSource, LedgerService, LedgerServiceSettings
 from ledger.sqlite import SqliteLedgerStore
 from ledger.store import LedgerStore
@@ -53,7 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--open-accounts", type=int, default=0, help="seed ACC-0001.. with USD")
     parser.add_argument("--open-cash", default="1000000")
     parser.add_argument("--batch-max-commands", type=int, default=1000)
+    parser.add_argument("--role", choices=("all", "consumer", "relay"), default="all")
     return parser
+
+
+async def _relay(args: argparse.Namespace, store: LedgerStore, stop: asyncio.Event) -> None:
+    # The outbox relay alone: publish to Kafka, mark sent, until stopped.
+    if not args.kafka:
+        raise SystemExit("--role relay needs --kafka")
+    sink = KafkaEventSink(LedgerKafkaSettings(bootstrap=args.kafka))
+    relay = OutboxRelay(store, [sink], time.time_ns)
+    task = asyncio.create_task(relay.run())
+    try:
+        print("ledger ready", flush=True)  # noqa: T201 - the runner's readiness line
+        await stop.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sink.stop()
 
 
 async def _run(args: argparse.Namespace, master: InstrumentMaster) -> None:
@@ -67,13 +90,23 @@ async def _run(args: argparse.Namespace, master: InstrumentMaster) -> None:
         else SqliteLedgerStore(args.store)
     )
     await store.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.role == "relay":
+        try:
+            await _relay(args, store, stop)
+        finally:
+            await store.stop()
+        return
     source: CommandSource
     sinks: list[EventSink] = []
     if args.kafka:
         kafka = LedgerKafkaSettings(bootstrap=args.kafka)
         source = KafkaCommandSource(kafka)
-        sink = KafkaEventSink(kafka)
-        sinks.append(sink)
+        if args.role == "all":
+            sinks.append(KafkaEventSink(kafka))
     else:
         source = InboxSource(store)
     bank = SimulatedBank(
@@ -89,12 +122,9 @@ async def _run(args: argparse.Namespace, master: InstrumentMaster) -> None:
     settings = LedgerServiceSettings(
         batch_max_commands=args.batch_max_commands,
         execution=ExecutionSettings(fee_per_unit=Decimal("0.01")),
+        is_relay_enabled=args.role == "all",
     )
     service = LedgerService(store, source, master, book, bank, settings=settings, sinks=sinks)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()
         if args.open_accounts:

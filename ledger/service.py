@@ -114,6 +114,8 @@ class LedgerServiceSettings:
     retry_backoff_max_ms: int = 2000
     partition_months_ahead: int = 2
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    is_relay_enabled: bool = True
+    """False when another process relays the outbox (``python -m ledger --role relay``)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -206,11 +208,14 @@ class LedgerService:
             asyncio.create_task(self._supervise("consume", self._consume), name="ledger-consume"),
             asyncio.create_task(self._supervise("match", self._match), name="ledger-match"),
             asyncio.create_task(self._supervise("rail", self._rail), name="ledger-rail"),
-            asyncio.create_task(self._supervise("relay", self.relay.run), name="ledger-relay"),
             asyncio.create_task(
                 self._supervise("partitions", self._partitions), name="ledger-partitions"
             ),
         ]
+        if self.settings.is_relay_enabled:
+            self._tasks.append(
+                asyncio.create_task(self._supervise("relay", self.relay.run), name="ledger-relay")
+            )
 
     async def stop(self) -> None:
         """Cancel the loops and wait for them; in-flight batches are either committed or not."""

@@ -342,14 +342,10 @@ async def test_the_ledger_route_pages_entries_with_running_balances(tmp_path):
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("?asset=cash:XXX", "asset"),
+        # The query's form (tests/unit/gateway/trading/test_ledgerreads.py covers the rest);
+        # a cursor is refused by the store, which parses it.
         ("?asset=inst:NOPE", "asset"),
-        ("?asset=AAPL", "asset"),
-        ("?limit=0", "limit"),
-        ("?limit=201", "limit"),
         ("?cursor=abc", "cursor"),
-        ("?limit=1&limit=2", "limit"),
-        ("?status=filled", "status"),
     ],
 )
 async def test_the_ledger_route_refuses_a_bad_query(tmp_path, query, field):
