@@ -146,34 +146,34 @@ class WsFillWatcher:
         matcher = self._matcher
         try:
             async with connect(self._url, max_size=None, compression=None) as ws:
-                await ws.send(
-                    orjson.dumps(
-                        {
-                            "op": "subscribe",
-                            "channel": "orders",
-                            "accounts": self._accounts,
-                            "id": 1,
-                        }
-                    )
-                )
+                subscribe = {
+                    "op": "subscribe",
+                    "channel": "orders",
+                    "accounts": self._accounts,
+                    "id": 1,
+                }
+                await ws.send(orjson.dumps(subscribe).decode())  # a text frame
                 snapshots = 0
                 async for frame in ws:
                     now = time.monotonic_ns()
-                    message = orjson.loads(frame)
-                    kind = message.get("type")
-                    if kind == "update":
-                        _route(message, "event", matcher, now)
-                    elif kind == "snapshot":
-                        snapshots += 1
-                        if snapshots == len(self._accounts):
+                    decoded = orjson.loads(frame)
+                    # A frame holds one message, or an array of them (docs/protocol.md).
+                    for message in decoded if isinstance(decoded, list) else [decoded]:
+                        kind = message.get("type")
+                        if kind == "update":
+                            _route(message, "event", matcher, now)
+                        elif kind == "snapshot":
+                            snapshots += 1
+                            if snapshots == len(self._accounts):
+                                self._ready.set()
+                        elif kind == "error":
+                            self.error = str(message.get("code"))
                             self._ready.set()
-                    elif kind == "error":
-                        self.error = str(message.get("code"))
-                        self._ready.set()
-                        return
-        except OSError as e:
+                            return
+        except Exception as e:  # the watcher's task boundary: the run reports it
             self.error = repr(e)
             self._ready.set()
+            raise
 
     async def stop(self) -> None:
         if self._task is not None:
