@@ -140,3 +140,12 @@ async def test_closes_by_the_client_are_counted_per_code(tmp_path):
             return value(samples, "tickgate_ws_peer_closes_total", code="4100") == 1.0
 
         await poll_until(counted, what="the client's close to be counted")
+
+
+async def test_risk_run_duration_is_observed_per_periodic_run(tmp_path):
+    async with running_gateway(make_settings(tmp_path, risk={"interval_ms": 200})) as gw:
+
+        async def ran() -> bool:
+            return value(await scrape(gw), "tickgate_risk_run_seconds_count") >= 1
+
+        await poll_until(ran, what="a periodic risk run to be timed", timeout_s=30)
