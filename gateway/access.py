@@ -18,6 +18,7 @@ session asks when a token first authenticates (docs/protocol.md: close
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import Counter, OrderedDict
@@ -178,11 +179,7 @@ class UpgradeGuard:
         return self._open[ip]
 
     def _is_exempt(self, ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in self._exempt)
+        return _in_networks(ip, self._exempt)
 
     def _take_token(self, ip: str, now_s: float) -> float:
         # Returns 0 when a token was taken, else the seconds until one is due.
@@ -227,6 +224,18 @@ class PrincipalSlots:
     def held(self, subject: str) -> int:
         """Slots ``subject`` holds now."""
         return self._held[subject]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _in_networks(
+    ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    # Cached: parsing an address costs more than the rest of an upgrade's checks.
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 def _shorten(text: str) -> str:

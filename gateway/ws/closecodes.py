@@ -7,9 +7,11 @@ from typing import Final
 __all__ = [
     "GOING_AWAY",
     "INTERNAL_ERROR",
+    "INVALID_DATA",
     "MESSAGE_TOO_BIG",
     "NORMAL",
     "POLICY_VIOLATION",
+    "PROTOCOL_ERROR",
     "SLOW_CONSUMER",
     "TOO_MANY_CONNECTIONS",
     "TRY_AGAIN_LATER",
@@ -21,6 +23,15 @@ NORMAL: Final = 1000
 
 GOING_AWAY: Final = 1001
 """The server is shutting down; reconnect to another node or later."""
+
+PROTOCOL_ERROR: Final = 1002
+"""The client broke WebSocket framing (an unmasked frame, reserved bits, a bad opcode...).
+
+Sent by the framing layer (``websockets``), not by tickgate's own rules.
+"""
+
+INVALID_DATA: Final = 1007
+"""The client's close frame had a reason that is not UTF-8 (sent by the framing layer)."""
 
 POLICY_VIOLATION: Final = 1008
 """Too many protocol errors in the error window (abuse threshold)."""

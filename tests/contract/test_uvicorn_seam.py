@@ -173,9 +173,34 @@ async def test_the_httptools_protocol_sets_the_attributes_the_guard_reads():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         transport = writer.transport
         # The attributes exist from construction; connection_made sets the transport.
-        attributes = {name: hasattr(protocol, name) for name in ("cycle", "loop", "parser")}
+        names = ("cycle", "loop", "parser", "headers", "client", "scheme")
+        attributes = {name: hasattr(protocol, name) for name in names}
         writer.close()
         del reader, transport
 
-    assert attributes == {"cycle": True, "loop": True, "parser": True}
+    assert attributes == dict.fromkeys(names, True)
     assert protocol.cycle is None
+
+
+async def test_the_httptools_protocol_keeps_lower_case_headers_and_the_peer_for_the_guard():
+    # The access checks read headers (lower-case names, byte values), client
+    # (host, port) and scheme on the protocol when an upgrade's head is complete.
+    seen: list[tuple[object, object, object]] = []
+
+    class Peek(HttpToolsProtocol):
+        def on_headers_complete(self) -> None:
+            seen.append((list(self.headers), self.client, self.scheme))
+            super().on_headers_complete()
+
+    async with serving(http=Peek) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: a.example\r\nOrigin: https://b.example\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"hello"), 10)
+        writer.close()
+
+    ((headers, client, scheme),) = seen
+    assert (b"origin", b"https://b.example") in headers  # type: ignore[operator]
+    assert (b"host", b"a.example") in headers  # type: ignore[operator]
+    assert isinstance(client, tuple)
+    assert client[0] == "127.0.0.1"
+    assert scheme == "http"
