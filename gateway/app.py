@@ -246,7 +246,11 @@ def build_gateway(
             extra={"event": "auth.dev_secret_used"},
         )
     verifier = build_verifier(settings)
-    logger.info("accepting tokens signed %s", ", ".join(sorted(verifier.algorithms)))
+    logger.info(
+        "accepting tokens signed %s",
+        ", ".join(sorted(verifier.algorithms)),
+        extra={"event": "auth.key_algorithms"},
+    )
     book = PriceBook(master.ref_price, stale_after_ns=settings.feed.stale_after_ms * 1_000_000)
     epoch = secrets.token_hex(6)
     quotes = QuotesChannel(master, book, epoch=epoch)
@@ -320,11 +324,18 @@ def _upgrade_guard(settings: Settings) -> UpgradeGuard:
         settings.access, host=settings.host, port=settings.port, scheme=settings.tls.scheme
     )
     if origins.is_any:
-        logger.info("WebSocket upgrades from any Origin")
+        logger.info("WebSocket upgrades from any Origin", extra={"event": "access.origin_policy"})
     elif origins.allowed is None:
-        logger.info("WebSocket upgrades from the Origin the request's Host header names")
+        logger.info(
+            "WebSocket upgrades from the Origin the request's Host header names",
+            extra={"event": "access.origin_policy"},
+        )
     else:
-        logger.info("WebSocket upgrades from the Origins %s", ", ".join(sorted(origins.allowed)))
+        logger.info(
+            "WebSocket upgrades from the Origins %s",
+            ", ".join(sorted(origins.allowed)),
+            extra={"event": "access.origin_policy"},
+        )
     return UpgradeGuard(settings.access, origins)
 
 

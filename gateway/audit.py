@@ -41,7 +41,7 @@ _WRITE_EVENTS: Final = {
 def audit(event: str, *, ts_ns: int, actor: str | None, outcome: str, **fields: object) -> None:
     """Record one audit event."""
     record = {"ts_ns": ts_ns, "event": event, "actor": actor, "outcome": outcome, **fields}
-    logger.info("%s", orjson.dumps(record, default=str).decode())
+    logger.info("%s", orjson.dumps(record, default=str).decode(), extra={"event": "audit.record"})
 
 
 def open_audit_file(path: Path) -> logging.Handler:

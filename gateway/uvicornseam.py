@@ -274,7 +274,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.client[0] if self.client else "?",
             error.status,
             error.code,
-            extra={"throttle_key": error.code},
+            extra={"event": "access.upgrade_refused", "throttle_key": error.code},
         )
         headers = {"content-type": "application/json"}
         if error.retry_after_s is not None:

@@ -53,7 +53,7 @@ async def dlq_redrive(
             letter.reason,
             letter.transfer_id,
             actor,
-            extra={"event": "audit.dead_letter_redriven"},
+            extra={"event": "ledger.dead_letter_redriven"},
         )
     if letters:
         await sink.submit_raw([letter.raw for letter in letters])

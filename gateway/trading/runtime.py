@@ -537,10 +537,10 @@ class _EntryEventLog:
             )
         elif isinstance(event, entry_events.TradingStateChanged):
             logger.warning(
-                "audit: trading state %s -> %s by %s (%s)",
+                "trading state %s -> %s by %s (%s)",
                 event.previous.state.value,
                 event.current.state.value,
                 event.current.changed_by,
                 event.current.reason,
-                extra={"event": "audit.trading_state_changed"},
+                extra={"event": "orders.trading_state_changed"},
             )
