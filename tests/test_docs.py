@@ -20,8 +20,8 @@ from gateway.ws import closecodes
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Keys the docs name on purpose although no setting has them.
-# The example of an unknown key, and a removed key its migration note names.
-EXAMPLE_KEYS = {"TICKGATE_FOO", "TICKGATE_RISK_MIN_SAMPLES"}
+# The example of an unknown key, and removed keys their migration notes name.
+EXAMPLE_KEYS = {"TICKGATE_FOO", "TICKGATE_RISK_MIN_SAMPLES", "TICKGATE_FANOUT_RECOVERY_HISTORY"}
 SETTINGS_KEY = r"\bTICKGATE_[A-Z][A-Z0-9_]*[A-Z0-9]\b"
 # The position of the code; a ProblemType is a problem+json code of a gateway route.
 ERROR_CLASSES = {"ProtocolError": 0, "AuthError": 0, "HttpError": 1, "ProblemType": 0}

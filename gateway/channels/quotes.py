@@ -13,6 +13,9 @@ encoded or recorded for it, since a recovery sends the latest state
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import numpy as np
 import orjson
 
@@ -42,7 +45,7 @@ class QuotesChannel:
         flush_chunk: int = FLUSH_CHUNK,
     ) -> None:
         self._book = book
-        self._flusher = Flusher(flush_chunk)
+        self._flusher = Flusher(_call_soon, flush_chunk)
         self._ix_of = master.symbol_index
         self._symbols = master.symbols
         # Dense by instrument_ix: every instrument's seq, and whether a key
@@ -148,3 +151,7 @@ class QuotesChannel:
             "ts_recv": int(book.ts_recv[ix]),
             "stale": bool(book.is_stale[ix]),
         }
+
+
+def _call_soon(callback: Callable[[], None]) -> None:
+    asyncio.get_running_loop().call_soon(callback)

@@ -5,7 +5,9 @@ applied the batch would make accepts, handshakes, ``subscribe`` replies and
 reads wait behind the whole fan-out. ``Flusher`` flushes at most ``chunk``
 connections synchronously and queues the rest for the next loop steps,
 ``chunk`` per step; the loop polls its sockets between steps, so a reconnect
-storm is served while the fan-out runs.
+storm is served while the fan-out runs. It is sans-I/O: the shell passes
+``defer``, which runs a callback in the next loop step (the loop's
+``call_soon``).
 
 Nothing is lost or reordered: a queued connection's outbox keeps
 collecting updates (a key's newer update merges with the unsent one, with
@@ -16,9 +18,8 @@ awaits: ``Subscriber.flush`` writes only if the socket can take it.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from gateway.ws.topic import Subscriber
@@ -32,11 +33,14 @@ FLUSH_CHUNK: Final = 256
 class Flusher:
     """Flushes touched subscribers, at most ``chunk`` per event-loop step."""
 
-    __slots__ = ("_chunk", "_is_scheduled", "_queue", "_queued")
+    __slots__ = ("_chunk", "_defer", "_is_scheduled", "_queue", "_queued")
 
-    def __init__(self, chunk: int = FLUSH_CHUNK) -> None:
+    def __init__(
+        self, defer: Callable[[Callable[[], None]], object], chunk: int = FLUSH_CHUNK
+    ) -> None:
         if chunk <= 0:
             raise ValueError(f"chunk must be positive, was {chunk}")
+        self._defer = defer
         self._chunk = chunk
         self._queue: deque[Subscriber] = deque()
         self._queued: set[Subscriber] = set()
@@ -66,4 +70,4 @@ class Flusher:
             subscriber.flush()
         if queue:
             self._is_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_chunk)
+            self._defer(self._flush_chunk)

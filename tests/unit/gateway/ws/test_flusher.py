@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -23,13 +24,17 @@ class LoggingSubscriber:
             self._done.set()
 
 
+def call_soon(callback: Callable[[], None]) -> None:
+    asyncio.get_running_loop().call_soon(callback)
+
+
 def fleet(n: int, log: list[str]) -> list[LoggingSubscriber]:
     return [LoggingSubscriber(f"s{i}", log) for i in range(n)]
 
 
 def test_up_to_a_chunk_is_flushed_at_once():
     log: list[str] = []
-    flusher = Flusher(chunk=4)
+    flusher = Flusher(call_soon, chunk=4)
 
     flusher.flush(fleet(4, log))
 
@@ -39,7 +44,7 @@ def test_up_to_a_chunk_is_flushed_at_once():
 
 async def test_the_rest_is_flushed_a_chunk_per_loop_step_with_other_callbacks_between():
     log: list[str] = []
-    flusher = Flusher(chunk=2)
+    flusher = Flusher(call_soon, chunk=2)
     done = asyncio.Event()
     subscribers = [*fleet(5, log), LoggingSubscriber("s5", log, done)]
 
@@ -55,7 +60,7 @@ async def test_the_rest_is_flushed_a_chunk_per_loop_step_with_other_callbacks_be
 
 async def test_a_subscriber_touched_again_while_queued_is_flushed_once():
     log: list[str] = []
-    flusher = Flusher(chunk=1)
+    flusher = Flusher(call_soon, chunk=1)
     done = asyncio.Event()
     a, b = fleet(2, log)
     c = LoggingSubscriber("s2", log, done)
@@ -69,4 +74,4 @@ async def test_a_subscriber_touched_again_while_queued_is_flushed_once():
 
 def test_the_chunk_must_be_positive():
     with pytest.raises(ValueError, match="chunk must be positive, was 0"):
-        Flusher(chunk=0)
+        Flusher(call_soon, chunk=0)
