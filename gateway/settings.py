@@ -716,7 +716,7 @@ class LedgerSettings:
     url: Secret | None = None
     embedded: bool = True
     batch_max_commands: int = 1_000
-    idle_poll_ms: int = 5
+    idle_poll_ms: int = 250
     relay_batch_size: int = 1_000
     relay_interval_ms: int = 200
     rail_poll_interval_ms: int = 100

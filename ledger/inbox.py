@@ -32,9 +32,17 @@ __all__ = ["InboxBus", "InboxSource"]
 class InboxBus:
     """``orders.bus.CommandBus`` and ``CommandLookup`` over the ledger store's inbox."""
 
-    def __init__(self, store: LedgerStore, now_ns: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        now_ns: Callable[[], int],
+        on_committed: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._now_ns = now_ns
+        # Told after each commit: an embedded ledger service in this process
+        # reads the inbox at once instead of at its next idle poll.
+        self.on_committed = on_committed
         # Submits waiting for the next commit, and the commit in flight (its owner is this bus).
         self._waiting: list[tuple[Sequence[str], asyncio.Future[None]]] = []
         self._in_flight: asyncio.Task[None] | None = None
@@ -88,6 +96,8 @@ class InboxBus:
                 future.set_exception(error)
             else:
                 future.set_result(None)
+        if error is None and not commit.cancelled() and self.on_committed is not None:
+            self.on_committed()
         self._commit_next()
 
     async def find_command(self, transfer_id: TransferId) -> Command | None:
@@ -107,6 +117,7 @@ class InboxSource:
     """The ledger service's command source over the inbox (the embedded default)."""
 
     name = "inbox"
+    polls = True
 
     def __init__(self, store: LedgerStore) -> None:
         self._store = store

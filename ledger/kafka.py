@@ -49,6 +49,7 @@ class KafkaCommandSource:
     """Command batches from ``orders.submitted``; see the module docstring."""
 
     name = "kafka"
+    polls = False  # fetch long-polls the broker
 
     def __init__(self, settings: LedgerKafkaSettings) -> None:
         self._settings = settings

@@ -82,6 +82,9 @@ class CommandSource(Protocol):
     """Where commands come from (port): ``ledger.inbox.InboxSource``, ``ledger.kafka``."""
 
     name: str
+    # True when an empty fetch returns at once (the inbox): the service then
+    # waits for a wake or ``idle_poll_ms``. False when fetch waits itself (Kafka).
+    polls: bool
 
     async def start(self) -> None: ...
 
@@ -105,7 +108,7 @@ class LedgerServiceSettings:
     """Settings of the ledger service (``TICKGATE_LEDGER_*``, docs/ledger.md)."""
 
     batch_max_commands: int = 1000
-    idle_poll_ms: int = 5
+    idle_poll_ms: int = 250
     relay_batch_size: int = 1000
     relay_interval_ms: int = 200
     rail_poll_interval_ms: int = 100
@@ -412,6 +415,8 @@ class LedgerService:
                 continue
             backoff_s = s.retry_backoff_initial_ms / 1000
             if fetched is None:
+                if not self.source.polls:
+                    continue
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(s.idle_poll_ms / 1000):

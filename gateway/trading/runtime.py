@@ -176,6 +176,8 @@ class Trading:
         if settings.ledger.embedded:
             trading.ledger = build_ledger_service(settings, master, book, store, clock)
             trading.service = trading.ledger.service
+            if isinstance(bus, InboxBus):  # same process: no need to wait for a poll
+                bus.on_committed = trading.service.wake
             _expose_ledger(trading.service, metrics)
             trace_commits(trading.service, tracer, clock.now_ns)
         return trading

@@ -48,14 +48,18 @@ async def ledger(tmp_path):
     store = SqliteLedgerStore(tmp_path / "ledger.db")
     await store.start()
     bank = SimulatedBank(BankSettings())
-    settings = LedgerServiceSettings(execution=ExecutionSettings(fee_per_unit=Decimal("0.01")))
+    # No idle poll within a test's time: commands reach the service by the bus's
+    # wake, as in the gateway, or not at all.
+    settings = LedgerServiceSettings(
+        execution=ExecutionSettings(fee_per_unit=Decimal("0.01")), idle_poll_ms=3_600_000
+    )
     service = LedgerService(store, InboxSource(store), master, book, bank, settings=settings)
     await service.start()
     await service.seed(
         [AccountRecord(account=ACC, base_currency="USD", version=0, cash={"USD": 100_000.0})],
         ts_event=0,
     )
-    bus = InboxBus(store, time.time_ns)
+    bus = InboxBus(store, time.time_ns, on_committed=service.wake)
     events: list[OutboxEvent] = []
     service.add_event_listener(events.extend)
     yield service, bus, store, book, events

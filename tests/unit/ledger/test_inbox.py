@@ -88,3 +88,16 @@ async def test_a_cancelled_submitter_leaves_the_others_committed(store):
     # A command handed over before the cancel is committed all the same (as one
     # cancelled while the disk wrote it always was); nothing is lost or doubled.
     assert await inbox_numbers(store) == [0, 1, 2]
+
+
+async def test_each_commit_is_told_and_a_failed_one_is_not(store):
+    told: list[int] = []
+    bus = InboxBus(store, lambda: T0, on_committed=lambda: told.append(len(store.appends)))
+
+    await asyncio.gather(*(bus.submit_raw([wire(n)]) for n in range(5)))
+    assert told == [1, 2]  # once per commit: the first alone, the four behind it together
+
+    await store.stop()
+    with pytest.raises(BusUnavailable):
+        await bus.submit_raw([wire(9)])
+    assert told == [1, 2]
