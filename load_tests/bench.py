@@ -64,6 +64,7 @@ from typing import Any
 import orjson
 import uvloop
 
+from load_tests.churn import add_churn_arguments, churn_bench, format_churn
 from load_tests.orderbench import (
     add_ledger_arguments,
     add_orders_arguments,
@@ -606,6 +607,7 @@ def _parser() -> argparse.ArgumentParser:
     capacity.add_argument("--duration-s", type=float, default=20.0)
     add_orders_arguments(commands.add_parser("orders", help="the order API, open-loop"))
     add_ledger_arguments(commands.add_parser("ledger", help="postings/s and submit-to-fill"))
+    add_churn_arguments(commands.add_parser("churn", help="memory after client churn"))
     return parser
 
 
@@ -685,6 +687,10 @@ def _cell(value: object) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m load_tests.bench``."""
     args = _parser().parse_args(argv)
+    if args.command == "churn":
+        churn = asyncio.run(churn_bench(args))
+        print(orjson.dumps(churn).decode() if args.json else format_churn(churn))  # noqa: T201
+        return 0
     if args.command in ("orders", "ledger"):
         bench = orders_bench if args.command == "orders" else ledger_bench
         figures = uvloop.run(bench(args))

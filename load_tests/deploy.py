@@ -34,7 +34,16 @@ from pathlib import Path
 
 from load_tests.tokens import mint_token
 
-__all__ = ["Deployment", "deployment", "free_port", "postgres_cluster", "tansu_broker"]
+__all__ = [
+    "Deployment",
+    "deployment",
+    "free_port",
+    "healthy",
+    "postgres_cluster",
+    "process_logged",
+    "tansu_broker",
+    "wait_for",
+]
 
 DEPLOYMENTS = ("embedded", "split")
 _MIN_USD = Decimal(200_000)
@@ -63,7 +72,7 @@ def free_port() -> int:
         return port
 
 
-def _wait_for(ready: object, what: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_for(ready: object, what: str, process: subprocess.Popen[bytes], log: Path) -> None:
     assert callable(ready)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -76,7 +85,7 @@ def _wait_for(ready: object, what: str, process: subprocess.Popen[bytes], log: P
     raise RuntimeError(f"{what} not ready within 90 s")
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310
             return bool(response.status == 200)
@@ -91,7 +100,7 @@ def _port_open(port: int) -> bool:
 
 
 @contextmanager
-def _process(
+def process_logged(
     command: list[str], env: Mapping[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as sink:
@@ -122,8 +131,8 @@ def tansu_broker(work: Path) -> Iterator[str]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
-    with _process(command, os.environ, work / "tansu.log") as process:
-        _wait_for(lambda: _port_open(port), "the Tansu broker", process, work / "tansu.log")
+    with process_logged(command, os.environ, work / "tansu.log") as process:
+        wait_for(lambda: _port_open(port), "the Tansu broker", process, work / "tansu.log")
         yield f"127.0.0.1:{port}"
 
 
@@ -247,13 +256,13 @@ def deployment(
             env |= dict(extra_env or {})
             log = work / "ledger.log"
             ledger = stack.enter_context(
-                _process(
+                process_logged(
                     [sys.executable, "-m", "gateway", "ledger", "run"],
                     env | {"TICKGATE_LOG_LEVEL": "INFO"},  # its readiness is an INFO line
                     log,
                 )
             )
-            _wait_for(
+            wait_for(
                 lambda: "ledger service running" in log.read_text(errors="replace"),
                 "tickgate ledger run",
                 ledger,
@@ -272,9 +281,9 @@ def deployment(
             str(api_port),
         ]
         log = work / "gateway.log"
-        gateway = stack.enter_context(_process(command, env, log))
+        gateway = stack.enter_context(process_logged(command, env, log))
         http_url, api_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
-        _wait_for(lambda: _healthy(http_url) and _healthy(api_url), "tickgate run", gateway, log)
+        wait_for(lambda: healthy(http_url) and healthy(api_url), "tickgate run", gateway, log)
         names = _usd_accounts(api_url, secret, demo, accounts)
         yield Deployment(
             kind,

@@ -76,7 +76,9 @@ def add_orders_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per rate")
     p.add_argument("--duplicate-share", type=float, default=0.3)
     p.add_argument("--p99-limit-ms", type=float, default=25.0)
-    p.add_argument("--deployments", default="embedded,kafka", help="embedded, kafka or both")
+    p.add_argument(
+        "--deployments", default="embedded,kafka", help="comma-separated: embedded, kafka"
+    )
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--accounts", type=int, default=200)
     p.add_argument("--tick-rate", type=float, default=500.0, help="the simulator's ticks/s")

@@ -304,3 +304,27 @@ async def test_a_spike_without_the_gateways_url_is_a_usage_error(
 
     assert code == 2
     assert "--spike needs --http-url" in output
+
+
+async def test_the_churn_bench_measures_a_real_gateways_memory_through_its_phases() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "load_tests.bench",
+        "churn",
+        *("--cycles", "60", "--concurrency", "6", "--watchers", "3", "--watch-s", "1"),
+        *("--warm-up-s", "0", "--settle-s", "0", "--runs", "1", "--json"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 240)
+
+    assert process.returncode == 0, output.decode(errors="replace")[-2000:]
+    result = orjson.loads(output.splitlines()[-1])
+    (run,) = result["runs"]
+    assert run["failed_cycles"] == 0
+    assert run["cycles_per_s"] > 0
+    assert 0 < run["start_mb"] <= run["churn_peak_mb"]
+    assert run["watching_mb"] > 0
+    assert run["after_watchers_mb"] > 0
+    assert result["summary"]["after_churn_pct"]["median"] == pytest.approx(run["after_churn_pct"])
