@@ -52,7 +52,7 @@ class Baseline:
 
 @contextlib.asynccontextmanager
 async def running_baseline(
-    csv_path: Path, *, tick_rate: float = 20000.0
+    csv_path: Path, *, tick_rate: float = 2000.0
 ) -> AsyncIterator[Baseline]:
     port = free_port()
     app = create_app(load_instruments(csv_path), tick_rate=tick_rate, step_ms=5, seed=7)
