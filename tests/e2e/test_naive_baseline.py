@@ -51,9 +51,7 @@ class Baseline:
 
 
 @contextlib.asynccontextmanager
-async def running_baseline(
-    csv_path: Path, *, tick_rate: float = 2000.0
-) -> AsyncIterator[Baseline]:
+async def running_baseline(csv_path: Path, *, tick_rate: float = 2000.0) -> AsyncIterator[Baseline]:
     port = free_port()
     app = create_app(load_instruments(csv_path), tick_rate=tick_rate, step_ms=5, seed=7)
     server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning"))
