@@ -48,6 +48,9 @@ def add_churn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycles", type=int, default=50_000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--watchers", type=int, default=200)
+    p.add_argument(
+        "--demo-accounts", type=int, default=1000, help="seeded accounts (at least --watchers)"
+    )
     p.add_argument("--watch-s", type=float, default=20.0)
     p.add_argument("--warm-up-s", type=float, default=10.0)
     p.add_argument("--settle-s", type=float, default=10.0, help="idle time before each reading")
@@ -69,9 +72,12 @@ def growth_pct(start: float, now: float) -> float:
 
 
 @contextmanager
-def _gateway(work: Path, secret: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def _gateway(
+    work: Path, secret: str, demo_accounts: int
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = dict(os.environ) | {
+        "TICKGATE_PORTFOLIO_DEMO_ACCOUNTS": str(demo_accounts),
         "TICKGATE_DATA_DIR": str(work / "data"),
         "TICKGATE_AUTH_JWT_SECRET": secret,
         "TICKGATE_LOG_LEVEL": "WARNING",
@@ -131,7 +137,7 @@ async def _watch(ws_url: str, token: str, account: str, leave: asyncio.Event) ->
 
 async def _one_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     secret = secrets.token_hex(32)
-    with _gateway(work, secret) as (ws_url, process):
+    with _gateway(work, secret, args.demo_accounts) as (ws_url, process):
         await asyncio.sleep(args.warm_up_s)
         start = rss_mb(process.pid)
         quotes_token = mint_token(

@@ -306,6 +306,7 @@ async def test_a_spike_without_the_gateways_url_is_a_usage_error(
     assert "--spike needs --http-url" in output
 
 
+@pytest.mark.timeout(300)
 async def test_the_churn_bench_measures_a_real_gateways_memory_through_its_phases() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -313,7 +314,7 @@ async def test_the_churn_bench_measures_a_real_gateways_memory_through_its_phase
         "load_tests.bench",
         "churn",
         *("--cycles", "60", "--concurrency", "6", "--watchers", "3", "--watch-s", "1"),
-        *("--warm-up-s", "0", "--settle-s", "0", "--runs", "1", "--json"),
+        *("--warm-up-s", "0", "--settle-s", "0", "--runs", "1", "--demo-accounts", "5", "--json"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
