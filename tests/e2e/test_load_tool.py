@@ -325,7 +325,8 @@ async def test_the_churn_bench_measures_a_real_gateways_memory_through_its_phase
     (run,) = result["runs"]
     assert run["failed_cycles"] == 0
     assert run["cycles_per_s"] > 0
-    assert 0 < run["start_mb"] <= run["churn_peak_mb"]
+    assert run["start_mb"] > 0  # RSS may fall as well as rise between readings
+    assert run["churn_peak_mb"] > 0
     assert run["watching_mb"] > 0
     assert run["after_watchers_mb"] > 0
     assert result["summary"]["after_churn_pct"]["median"] == pytest.approx(run["after_churn_pct"])

@@ -246,7 +246,11 @@ async def test_kafka_unavailable_for_a_while_loses_and_duplicates_nothing(
     await create_topics(bootstrap, *topics)
     after, _, expected_after = _workload(seed=19, n=150, accounts=3)
     await produce(bootstrap, before[:40] + after)
-    await _wait_for(lambda: _all_processed(postgres_dsn, len(before) + 3 + len(after)))
+    # A replaced broker: the consumer rejoins its group from scratch, which
+    # took over 90 s on a busy machine.
+    await _wait_for(
+        lambda: _all_processed(postgres_dsn, len(before) + 3 + len(after)), timeout_s=240.0
+    )
     await _wait_for(lambda: _all_sent(postgres_dsn))
     outbox_ids = {
         r[0] for r in await _fetch(postgres_dsn, "SELECT event_id FROM outbox ORDER BY event_seq")
