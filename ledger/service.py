@@ -76,6 +76,7 @@ from pricing.pricebook import PriceBook
 __all__ = ["CommandSource", "LedgerService", "LedgerServiceSettings", "decode_message"]
 
 logger = logging.getLogger(__name__)
+_KAFKA_IDLE_S = 0.005  # after an empty fetch that returned at once
 
 
 class CommandSource(Protocol):
@@ -416,6 +417,9 @@ class LedgerService:
             backoff_s = s.retry_backoff_initial_ms / 1000
             if fetched is None:
                 if not self.source.polls:
+                    # Kafka waited in its fetch, unless it had nothing assigned
+                    # (a group rejoin): never spin on the loop the rejoin needs.
+                    await asyncio.sleep(_KAFKA_IDLE_S)
                     continue
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
